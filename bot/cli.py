@@ -1,0 +1,224 @@
+"""`opsbot`: the break-glass command line, on the same services and policy as Slack."""
+
+from __future__ import annotations
+
+import getpass
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import structlog
+import typer
+from rich.console import Console
+
+from bot.cli_render import render_list, render_plan, render_view
+from bot.commands import parse_pairs
+from bot.settings import Settings
+from bot.wiring import Services, build_services
+from workflows.errors import OpsError
+from workflows.logs import configure_logging
+from workflows.model import IntentStatus
+from workflows.reconciler import verdict_of
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="opsbot: workflow control plane for risky ops changes")
+intents_app = typer.Typer(no_args_is_help=True, help="inspect intents")
+db_app = typer.Typer(no_args_is_help=True, help="intent store schema")
+audit_app = typer.Typer(no_args_is_help=True, help="audit log")
+app.add_typer(intents_app, name="intents")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+out = Console(soft_wrap=False, width=140)
+err = Console(stderr=True)
+log = structlog.get_logger("opsbot.cli")
+T = TypeVar("T")
+
+Actor = Annotated[str | None, typer.Option("--actor", help="who is acting (default: the OS user)")]
+Reason = Annotated[str, typer.Option("--reason", help="why; recorded in the audit log")]
+
+
+def _actor(actor: str | None) -> str:
+    return actor or getpass.getuser()
+
+
+def _services() -> Services:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return build_services(settings)
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Operator errors print one clear line and exit 2; anything else gets a correlation id, never a trace."""
+    try:
+        return fn()
+    except OpsError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception:
+        correlation = uuid.uuid4().hex[:12]
+        log.exception("unexpected_error", correlation_id=correlation)
+        err.print(f"[red]unexpected error[/red] (correlation id {correlation}); details are in the log")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def request(
+    workflow: str,
+    pairs: Annotated[list[str] | None, typer.Argument(help="key=value parameters; env=<environment>")] = None,
+    env: Annotated[str | None, typer.Option("--env")] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    actor: Actor = None,
+) -> None:
+    """Request a workflow: preflight runs and the plan is printed for review."""
+
+    def go() -> None:
+        params, env_in_args = parse_pairs(pairs or [])
+        environment = env or env_in_args
+        if not environment:
+            raise OpsError("say which environment: env=<name> or --env <name>")
+        svc = _services()
+        result = svc.ops.request(workflow, params, environment, _actor(actor), idempotency_key)
+        if not result.created:
+            out.print(f"an intent with this idempotency key exists already: {result.intent.id} ({result.intent.status.value})")
+        out.print(render_plan(result.intent))
+        out.print(f"next: another approver runs  opsbot approve {result.intent.id}")
+
+    _run(go)
+
+
+@app.command()
+def approve(intent_id: str, plan_hash: Annotated[str | None, typer.Option("--plan-hash")] = None, actor: Actor = None) -> None:
+    """Approve the intent's current plan (optionally pinning the plan hash you reviewed)."""
+
+    def go() -> None:
+        intent = _services().ops.approve(intent_id, _actor(actor), plan_hash)
+        out.print(f"intent {intent.id} is {intent.status.value}: {intent.status_reason or ''}")
+
+    _run(go)
+
+
+@app.command()
+def deny(intent_id: str, reason: Annotated[str, typer.Option("--reason")] = "", actor: Actor = None) -> None:
+    """Deny the intent's plan."""
+    _run(lambda: out.print(f"intent {_services().ops.deny(intent_id, _actor(actor), reason).id} denied"))
+
+
+def _action(name: str, method: str) -> None:
+    def command(intent_id: str, reason: Reason, actor: Actor = None) -> None:
+        def go() -> None:
+            intent = getattr(_services().ops, method)(intent_id, _actor(actor), reason)
+            out.print(f"intent {intent.id} is now {intent.status.value}")
+
+        _run(go)
+
+    command.__doc__ = f"{name.capitalize()} an intent (see `intents show` for what is available)."
+    app.command(name)(command)
+
+
+for _name, _method in (("retry", "retry"), ("resume", "resume"), ("cancel", "cancel"), ("mark-done", "mark_done"),
+                       ("compensate", "compensate")):
+    _action(_name, _method)
+
+
+@intents_app.command("list")
+def intents_list(status: Annotated[IntentStatus | None, typer.Option("--status")] = None,
+                 limit: Annotated[int, typer.Option("--limit")] = 50) -> None:
+    """List intents, newest first."""
+    _run(lambda: out.print(render_list(_services().ops.list(status, limit))))
+
+
+@intents_app.command("show")
+def intents_show(intent_id: str) -> None:
+    """Plan, steps, events and the four answers for one intent."""
+    _run(lambda: out.print(render_view(_services().ops.show(intent_id))))
+
+
+@app.command()
+def reconcile(once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = True) -> None:
+    """Classify due intents, resume those whose executor died, and run what became runnable."""
+
+    def go() -> None:
+        svc = _services()
+        for c in reconcile_pass(svc):
+            out.print(f"{c['intent']}  {c['workflow']}  {c['verdict']}  {c['reason']}")
+
+    _run(go)
+
+
+def reconcile_pass(svc: Services) -> list[dict[str, Any]]:
+    touched = {c.intent_id for c in svc.reconciler.reconcile_due()}
+    touched |= {i.id for i in svc.executor.run_until_idle()}
+    results = []
+    for intent_id in sorted(touched):
+        intent = svc.ops.show(intent_id).intent
+        verdict = verdict_of(intent.status)
+        results.append({"intent": intent.id, "workflow": intent.workflow,
+                        "verdict": verdict.value if verdict else intent.status.value, "reason": intent.status_reason or ""})
+    return results
+
+
+@app.command()
+def worker(once: Annotated[bool, typer.Option("--once", help="drain what is runnable now, then exit")] = False) -> None:
+    """Run the executor and the reconciler until interrupted."""
+
+    def go() -> None:
+        settings = Settings()
+        configure_logging(settings.log_level)
+        svc = build_services(settings)
+        if once:
+            reconcile_pass(svc)
+            return
+        from bot.scheduler import start_worker
+
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        scheduler = start_worker(svc, settings)
+        log.info("worker_started", owner=svc.executor.owner)
+        stop.wait()
+        scheduler.shutdown(wait=True)
+
+    _run(go)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply schema migrations to OPSBOT_DATABASE_URL."""
+
+    def go() -> None:
+        from store.migrate import upgrade
+
+        settings = Settings()
+        upgrade(settings.database_url, revision)
+        out.print("intent store schema is up to date")
+
+    _run(go)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit hash chain and report edited or deleted events."""
+
+    def go() -> None:
+        report = _services().store.verify_audit()
+        if report.ok:
+            out.print(f"audit chain intact: {report.checked} events verified")
+            return
+        for problem in report.problems:
+            err.print(f"[red]{problem}[/red]")
+        raise typer.Exit(3)
+
+    _run(go)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

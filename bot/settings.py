@@ -1,0 +1,36 @@
+"""Process settings from the environment (OPSBOT_ prefix); the operator config file is loaded from here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.config import OpsConfig, parse_config
+from workflows.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPSBOT_", extra="ignore")
+
+    database_url: str = Field(default="sqlite:///opsbot.db", description="intent store; postgresql+psycopg://… in production")
+    config: Path = Field(default=Path("opsbot.yml"), description="environments, roles and policies")
+    lease_seconds: float = Field(default=60.0, gt=0)
+    approval_ttl_seconds: float = Field(default=3600.0, gt=0)
+    worker_threads: int = Field(default=4, ge=1, le=32)
+    reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    log_level: str = "INFO"
+    fault: str | None = Field(default=None, description="crash-matrix seam: SIGKILL at '<step>:<phase>' (tests only)")
+    aws_endpoint_url: str | None = Field(default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "OPSBOT_AWS_ENDPOINT_URL"))
+
+
+def load_config(path: Path) -> OpsConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found (set OPSBOT_CONFIG)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return parse_config(raw, source=str(path))

@@ -1,0 +1,1 @@
+"""The durable intent store (SQLModel schema, Alembic migrations, SQL implementation)."""

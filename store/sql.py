@@ -1,0 +1,366 @@
+"""The intent store on SQLAlchemy Core: one implementation for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from store import tables as t
+from store.audit import GENESIS, chain_hash
+from workflows.errors import ConcurrentModification, LeaseLost
+from workflows.model import (
+    Approval,
+    AuditEvent,
+    AuditReport,
+    Decision,
+    EventDraft,
+    Intent,
+    IntentId,
+    IntentStatus,
+    Lease,
+    Mode,
+    NewIntent,
+    StepRecord,
+    StepStatus,
+)
+from workflows.plan import canonical_json
+from workflows.redaction import redact
+
+_AUDIT_LOCK_KEY = 0x0B5B07  # advisory lock that serialises appends to the audit hash chain
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _intent(row: sa.Row[Any]) -> Intent:
+    m = row._mapping
+    return Intent(
+        id=IntentId(m["id"]),
+        workflow=m["workflow"],
+        environment=m["environment"],
+        params=m["params"],
+        requester=m["requester"],
+        idempotency_key=m["idempotency_key"],
+        plan=m["plan"],
+        plan_hash=m["plan_hash"],
+        status=IntentStatus(m["status"]),
+        version=m["version"],
+        mode=Mode(m["mode"]),
+        attempts=m["attempts"],
+        created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
+        updated_at=_utc(m["updated_at"]),  # type: ignore[arg-type]
+        lease_owner=m["lease_owner"],
+        lease_token=m["lease_token"],
+        lease_expires_at=_utc(m["lease_expires_at"]),
+        next_check_at=_utc(m["next_check_at"]),
+        status_reason=m["status_reason"],
+        last_error=m["last_error"],
+        started_at=_utc(m["started_at"]),
+    )
+
+
+def _step(row: sa.Row[Any]) -> StepRecord:
+    m = row._mapping
+    return StepRecord(
+        intent_id=IntentId(m["intent_id"]),
+        seq=m["seq"],
+        name=m["name"],
+        status=StepStatus(m["status"]),
+        idempotency_token=m["idempotency_token"],
+        attempts=m["attempts"],
+        started_at=_utc(m["started_at"]),  # type: ignore[arg-type]
+        external_ids=m["external_ids"] or {},
+        output=m["output"] or {},
+        error=m["error"],
+        finished_at=_utc(m["finished_at"]),
+    )
+
+
+def _event(row: sa.Row[Any]) -> AuditEvent:
+    m = row._mapping
+    return AuditEvent(
+        seq=m["seq"],
+        intent_id=IntentId(m["intent_id"]) if m["intent_id"] else None,
+        kind=m["kind"],
+        actor=m["actor"],
+        data=json.loads(m["data"]),
+        created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
+        prev_hash=m["prev_hash"],
+        hash=m["hash"],
+    )
+
+
+class SqlTx:
+    """One transaction; the `SqlStore.transaction` context manager commits it or rolls it back."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._c = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    # intents -----------------------------------------------------------------------------------
+    def insert_intent(self, new: NewIntent) -> Intent | None:
+        """Insert a new intent; None when its idempotency key is taken (the caller then reads that one)."""
+        values = {
+            "id": new.id,
+            "workflow": new.workflow,
+            "environment": new.environment,
+            "params": new.params,
+            "requester": new.requester,
+            "idempotency_key": new.idempotency_key,
+            "plan": new.plan,
+            "plan_hash": new.plan_hash,
+            "status": IntentStatus.PENDING_APPROVAL.value,
+            "version": 1,
+            "mode": Mode.FORWARD.value,
+            "attempts": 0,
+            "created_at": new.created_at,
+            "updated_at": new.created_at,
+        }
+        try:
+            with self._c.begin_nested():
+                self._c.execute(sa.insert(t.intents).values(values))
+        except IntegrityError:
+            return None
+        return self.get_intent(new.id)
+
+    def get_intent(self, intent_id: IntentId) -> Intent | None:
+        row = self._c.execute(sa.select(t.intents).where(t.intents.c.id == intent_id)).first()
+        return _intent(row) if row else None
+
+    def get_intent_by_key(self, key: str) -> Intent | None:
+        row = self._c.execute(sa.select(t.intents).where(t.intents.c.idempotency_key == key)).first()
+        return _intent(row) if row else None
+
+    def list_intents(self, statuses: Iterable[IntentStatus] | None = None, limit: int = 100) -> list[Intent]:
+        q = sa.select(t.intents).order_by(t.intents.c.created_at.desc()).limit(limit)
+        if statuses is not None:
+            q = q.where(t.intents.c.status.in_([s.value for s in statuses]))
+        return [_intent(r) for r in self._c.execute(q)]
+
+    def update_intent(self, intent: Intent, **changes: Any) -> Intent:
+        values = {k: (v.value if isinstance(v, IntentStatus | Mode) else v) for k, v in changes.items()}
+        result = self._c.execute(
+            sa.update(t.intents)
+            .where(t.intents.c.id == intent.id, t.intents.c.version == intent.version)
+            .values(version=intent.version + 1, **values)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentModification(f"intent {intent.id} moved since version {intent.version}")
+        return intent.evolve(version=intent.version + 1, **changes)
+
+    def claim_runnable(self, owner: str, token: str, now: datetime, until: datetime, limit: int) -> list[Intent]:
+        q = (
+            sa.select(t.intents)
+            .where(t.intents.c.status == IntentStatus.APPROVED.value)
+            .where(sa.or_(t.intents.c.next_check_at.is_(None), t.intents.c.next_check_at <= now))
+            .order_by(t.intents.c.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = []
+        for intent in [_intent(r) for r in self._c.execute(q)]:
+            try:
+                claimed.append(
+                    self.update_intent(
+                        intent,
+                        status=IntentStatus.RUNNING,
+                        lease_owner=owner,
+                        lease_token=token,
+                        lease_expires_at=until,
+                        next_check_at=until,
+                        updated_at=now,
+                        started_at=intent.started_at or now,
+                    )
+                )
+            except ConcurrentModification:
+                continue
+        return claimed
+
+    def due_for_reconcile(self, now: datetime, limit: int) -> list[Intent]:
+        q = (
+            sa.select(t.intents)
+            .where(t.intents.c.next_check_at.is_not(None), t.intents.c.next_check_at <= now)
+            .order_by(t.intents.c.next_check_at)
+            .limit(limit)
+        )
+        return [_intent(r) for r in self._c.execute(q)]
+
+    def renew_lease(self, lease: Lease, until: datetime) -> None:
+        result = self._c.execute(
+            sa.update(t.intents)
+            .where(
+                t.intents.c.id == lease.intent_id,
+                t.intents.c.lease_token == lease.token,
+                t.intents.c.status == IntentStatus.RUNNING.value,
+            )
+            .values(lease_expires_at=until, next_check_at=until)
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(f"lease on intent {lease.intent_id} is no longer held by {lease.owner}")
+
+    def count_by_status(self) -> dict[IntentStatus, int]:
+        q = sa.select(t.intents.c.status, sa.func.count()).group_by(t.intents.c.status)
+        return {IntentStatus(s): n for s, n in self._c.execute(q)}
+
+    # steps -------------------------------------------------------------------------------------
+    def steps(self, intent_id: IntentId) -> list[StepRecord]:
+        q = sa.select(t.steps).where(t.steps.c.intent_id == intent_id).order_by(t.steps.c.seq)
+        return [_step(r) for r in self._c.execute(q)]
+
+    def insert_step(self, record: StepRecord) -> None:
+        self._c.execute(
+            sa.insert(t.steps).values(
+                intent_id=record.intent_id,
+                seq=record.seq,
+                name=record.name,
+                status=record.status.value,
+                idempotency_token=record.idempotency_token,
+                external_ids=redact(record.external_ids),
+                output=redact(record.output),
+                error=record.error,
+                attempts=record.attempts,
+                started_at=record.started_at,
+                finished_at=record.finished_at,
+            )
+        )
+
+    def update_step(
+        self,
+        intent_id: IntentId,
+        seq: int,
+        *,
+        status: StepStatus | None = None,
+        external_ids: dict[str, Any] | None = None,
+        output: dict[str, Any] | None = None,
+        error: str | None = None,
+        attempts: int | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status.value
+        if external_ids is not None:
+            values["external_ids"] = redact(external_ids)
+        if output is not None:
+            values["output"] = redact(output)
+        if error is not None:
+            values["error"] = redact(error)
+        if attempts is not None:
+            values["attempts"] = attempts
+        if finished_at is not None:
+            values["finished_at"] = finished_at
+        self._c.execute(
+            sa.update(t.steps).where(t.steps.c.intent_id == intent_id, t.steps.c.seq == seq).values(**values)
+        )
+
+    def delete_steps_from(self, intent_id: IntentId, seq: int) -> None:
+        self._c.execute(sa.delete(t.steps).where(t.steps.c.intent_id == intent_id, t.steps.c.seq >= seq))
+
+    # approvals ---------------------------------------------------------------------------------
+    def add_approval(self, approval: Approval) -> None:
+        """Record a decision; a repeat of the same decision on the same plan is a no-op."""
+        try:
+            with self._c.begin_nested():
+                self._c.execute(
+                    sa.insert(t.approvals).values(
+                        intent_id=approval.intent_id,
+                        actor=approval.actor,
+                        plan_hash=approval.plan_hash,
+                        decision=approval.decision.value,
+                        reason=approval.reason,
+                        created_at=approval.created_at,
+                        expires_at=approval.expires_at,
+                    )
+                )
+        except IntegrityError:
+            return
+
+    def approvals(self, intent_id: IntentId) -> list[Approval]:
+        q = sa.select(t.approvals).where(t.approvals.c.intent_id == intent_id).order_by(t.approvals.c.id)
+        return [
+            Approval(
+                intent_id=IntentId(m["intent_id"]),
+                actor=m["actor"],
+                plan_hash=m["plan_hash"],
+                decision=Decision(m["decision"]),
+                created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
+                expires_at=_utc(m["expires_at"]),  # type: ignore[arg-type]
+                reason=m["reason"],
+            )
+            for m in (r._mapping for r in self._c.execute(q))
+        ]
+
+    # audit -------------------------------------------------------------------------------------
+    def append_event(self, draft: EventDraft, now: datetime) -> AuditEvent:
+        """Append to the hash chain; secrets are masked here, before anything is stored."""
+        if self._pg:
+            self._c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+        head = self._c.execute(
+            sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        data = redact(draft.data)
+        created = now.astimezone(UTC)
+        digest = chain_hash(prev, seq, draft.intent_id, draft.kind, draft.actor, data, created)
+        self._c.execute(
+            sa.insert(t.audit).values(
+                seq=seq,
+                intent_id=draft.intent_id,
+                kind=draft.kind,
+                actor=draft.actor,
+                data=canonical_json(data),
+                created_at=created,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        return AuditEvent(seq, draft.intent_id, draft.kind, draft.actor, data, created, prev, digest)
+
+    def events(self, intent_id: IntentId | None = None) -> list[AuditEvent]:
+        q = sa.select(t.audit).order_by(t.audit.c.seq)
+        if intent_id is not None:
+            q = q.where(t.audit.c.intent_id == intent_id)
+        return [_event(r) for r in self._c.execute(q)]
+
+
+class SqlStore:
+    """The intent store; `transaction()` is the unit of work the engine composes its writes in."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTx]:
+        with self.engine.begin() as conn:
+            yield SqlTx(conn)
+
+    def verify_audit(self) -> AuditReport:
+        """Walk the chain: an edited row breaks its hash, a deleted one breaks the sequence or the links."""
+        problems: list[str] = []
+        expected_prev, expected_seq, checked = GENESIS, 1, 0
+        with self.engine.connect() as conn:
+            for row in conn.execute(sa.select(t.audit).order_by(t.audit.c.seq)):
+                m = row._mapping
+                checked += 1
+                if m["seq"] != expected_seq:
+                    problems.append(f"event {expected_seq}..{m['seq'] - 1} missing (deleted?)")
+                if m["prev_hash"] != expected_prev:
+                    problems.append(f"event {m['seq']}: link to previous event broken")
+                recomputed = chain_hash(
+                    m["prev_hash"], m["seq"], m["intent_id"], m["kind"], m["actor"],
+                    json.loads(m["data"]), _utc(m["created_at"]),  # type: ignore[arg-type]
+                )
+                if recomputed != m["hash"]:
+                    problems.append(f"event {m['seq']}: content does not match its hash (edited?)")
+                expected_prev, expected_seq = m["hash"], m["seq"] + 1
+        return AuditReport(ok=not problems, checked=checked, problems=tuple(problems))

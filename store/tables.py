@@ -1,0 +1,101 @@
+"""SQLModel tables: the durable schema. These classes never leave `store/`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+TS = sa.DateTime(timezone=True)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=sa.Column(TS, nullable=nullable, index=index))
+
+
+class IntentRow(SQLModel, table=True):
+    __tablename__ = "intents"
+    __table_args__ = (
+        # Only intents waiting on a check are in this index, so due-scans cost O(due rows).
+        sa.Index(
+            "ix_intents_due",
+            "next_check_at",
+            sqlite_where=sa.text("next_check_at IS NOT NULL"),
+            postgresql_where=sa.text("next_check_at IS NOT NULL"),
+        ),
+        sa.Index("ix_intents_status_updated", "status", "updated_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    workflow: str = Field(max_length=100)
+    environment: str = Field(max_length=64)
+    params: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    requester: str = Field(max_length=100)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    plan: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    plan_hash: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    version: int = 1
+    mode: str = Field(max_length=16, default="forward")
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_token: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    next_check_at: datetime | None = _ts(nullable=True)
+    status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+
+
+class StepRow(SQLModel, table=True):
+    __tablename__ = "step_checkpoints"
+
+    intent_id: str = Field(primary_key=True, foreign_key="intents.id", max_length=40)
+    seq: int = Field(primary_key=True)
+    name: str = Field(max_length=100)
+    status: str = Field(max_length=16)
+    idempotency_token: str = Field(max_length=200)
+    external_ids: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    output: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    attempts: int = 1
+    started_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+
+
+class ApprovalRow(SQLModel, table=True):
+    __tablename__ = "approvals"
+    __table_args__ = (sa.UniqueConstraint("intent_id", "actor", "plan_hash", "decision", name="uq_approval_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    intent_id: str = Field(foreign_key="intents.id", index=True, max_length=40)
+    actor: str = Field(max_length=100)
+    plan_hash: str = Field(max_length=64)
+    decision: str = Field(max_length=16)
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+
+
+class AuditRow(SQLModel, table=True):
+    __tablename__ = "audit_events"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    intent_id: str | None = Field(default=None, index=True, max_length=40)
+    kind: str = Field(max_length=64)
+    actor: str = Field(max_length=100)
+    data: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime = _ts()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+intents = IntentRow.__table__  # type: ignore[attr-defined]
+steps = StepRow.__table__  # type: ignore[attr-defined]
+approvals = ApprovalRow.__table__  # type: ignore[attr-defined]
+audit = AuditRow.__table__  # type: ignore[attr-defined]
+metadata = SQLModel.metadata

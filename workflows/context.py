@@ -1,0 +1,40 @@
+"""What a workflow's preflight and steps are given: typed params, the environment, adapters, prior outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from workflows.config import Environment
+from workflows.model import Intent
+from workflows.ports import AdapterFactory
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightContext:
+    params: BaseModel
+    environment: str
+    env: Environment
+    adapters: AdapterFactory
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """Handed to each step; `checkpoint` records external ids durably the moment they are known."""
+
+    intent: Intent
+    params: BaseModel
+    env: Environment
+    adapters: AdapterFactory
+    token: str
+    outputs: dict[str, dict[str, Any]]
+    now: Callable[[], datetime]
+    _checkpoint: Callable[[dict[str, Any]], None] = field(repr=False)
+
+    def checkpoint(self, **external_ids: Any) -> None:
+        self._checkpoint(external_ids)

@@ -1,0 +1,424 @@
+"""The executor: claims approved intents under a lease and drives their steps with durable checkpoints.
+
+Hot path per step: one transaction that fences on the lease and records "started" (with its idempotency
+token) before the side effect, and one that records the outcome after it. A recorded outcome is replayed,
+never re-run; a "started" with no outcome is resolved by observation before anything is retried.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import stamina
+import structlog
+
+from workflows.context import StepContext
+from workflows.deps import Runtime
+from workflows.errors import (
+    CheckpointMismatch,
+    ConcurrentModification,
+    LeaseLost,
+    OutcomeUnknown,
+    PermanentError,
+    PreconditionFailed,
+    TransientError,
+    UnsafeError,
+)
+from workflows.model import EventDraft, Intent, IntentStatus, Lease, Mode, StepRecord, StepStatus
+from workflows.outcomes import Absent, Done, Observation, Pending, StepOutcome, Unclear
+from workflows.plan import Plan
+from workflows.planning import compute_plan
+from workflows.policy import effective_policy
+from workflows.ports import StoreTx
+from workflows.registry import Rollback, Step, Workflow, WorkflowSpec
+from workflows.runtime import fault_point
+
+log = structlog.get_logger("opsbot.executor")
+
+VERIFY = Step("verify_postconditions", rollback=Rollback.NONE, timeout=120.0, description="check postconditions")
+COMPENSATION_SEQ_BASE = 1000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    seq: int
+    step: Step
+    run: Callable[[StepContext], StepOutcome]
+    probe: Callable[[StepContext], Observation] | None
+    rerun_safe: bool
+
+
+class _Stop(Exception):
+    """Raised inside a run to park the intent in `status`; carries what the transition writes."""
+
+    def __init__(self, status: IntentStatus, reason: str, kind: str, **extra: Any) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.kind, self.extra = status, reason, kind, extra
+
+
+def call_with_timeout(fn: Callable[[], T], seconds: float, what: str) -> T:
+    """Run `fn` in a daemon thread; past `seconds` its outcome is unknown (the thread cannot be killed)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"step-{what}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise OutcomeUnknown(f"{what} exceeded its timeout of {seconds:g}s; its outcome is unknown")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def planned_steps(spec: WorkflowSpec, wf: Workflow, mode: Mode, records: dict[int, StepRecord]) -> list[PlannedStep]:
+    """The forward steps plus the verification step, or the compensations of what succeeded, in reverse."""
+    if mode is Mode.FORWARD:
+        out = [PlannedStep(i, s, wf.action(s), wf.probe(s), s.convergence_window is not None) for i, s in enumerate(spec.steps, 1)]
+        out.append(PlannedStep(len(spec.steps) + 1, VERIFY, lambda ctx: verify(spec, wf, ctx), None, True))
+        return out
+    out = []
+    for i, s in reversed(list(enumerate(spec.steps, 1))):
+        rec = records.get(i)
+        comp = wf.compensation(s)
+        if s.rollback is Rollback.COMPENSATE and comp and rec and rec.status is StepStatus.SUCCEEDED:
+            name = f"compensate_{s.name}"
+            out.append(PlannedStep(COMPENSATION_SEQ_BASE + i, Step(name, timeout=s.timeout), comp, None, True))
+    return out
+
+
+def verify(spec: WorkflowSpec, wf: Workflow, ctx: StepContext) -> StepOutcome:
+    """Success needs evidence: every postcondition checked and true, or the intent is still converging."""
+    evidence = {p.name: wf.check(p)(ctx) for p in spec.postconditions}
+    failing = [name for name, ev in evidence.items() if not ev.ok]
+    detail = {name: {"ok": ev.ok, **ev.detail} for name, ev in evidence.items()}
+    if failing:
+        return Pending(f"postconditions not yet met: {', '.join(failing)}", retry_after=10.0, observed=detail)
+    return Done(output={"evidence": detail})
+
+
+class Executor:
+    """Runs approved intents in-process on a small thread pool."""
+
+    def __init__(self, rt: Runtime, owner: str, threads: int = 4) -> None:
+        self.rt, self.owner, self.threads = rt, owner, threads
+
+    def claim(self, limit: int) -> list[Intent]:
+        now = self.rt.clock.now()
+        with self.rt.store.transaction() as tx:
+            claimed = tx.claim_runnable(self.owner, self.rt.ids.new_id(), now, self._until(now), limit)
+            for intent in claimed:
+                tx.append_event(EventDraft("claimed", self.owner, {"attempt": intent.attempts + 1}, intent.id), now)
+        return claimed
+
+    def run_once(self) -> list[Intent]:
+        """Claim what is runnable now and drive each to its next stop."""
+        claimed = self.claim(self.threads)
+        if len(claimed) <= 1:
+            return [self.drive(i) for i in claimed]
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="executor") as pool:
+            return list(pool.map(self.drive, claimed))
+
+    def run_until_idle(self, max_rounds: int = 100) -> list[Intent]:
+        done: list[Intent] = []
+        for _ in range(max_rounds):
+            batch = self.run_once()
+            if not batch:
+                break
+            done.extend(batch)
+        return done
+
+    def drive(self, intent: Intent) -> Intent:
+        structlog.contextvars.bind_contextvars(intent_id=intent.id, workflow=intent.workflow, plan_hash=intent.plan_hash[:12])
+        try:
+            return _Run(self, intent).go()
+        except LeaseLost as exc:
+            log.warning("lease_lost", reason=str(exc))
+            with self.rt.store.transaction() as tx:
+                return tx.get_intent(intent.id) or intent
+        finally:
+            structlog.contextvars.unbind_contextvars("intent_id", "workflow", "plan_hash")
+
+    def _until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.rt.lease_seconds)
+
+
+class _Run:
+    """One claimed intent being driven; every write is fenced by `self.lease`."""
+
+    def __init__(self, ex: Executor, intent: Intent) -> None:
+        self.ex, self.rt, self.intent = ex, ex.rt, intent
+        assert intent.lease_token and intent.lease_expires_at and intent.lease_owner
+        self.lease = Lease(intent.id, intent.lease_owner, intent.lease_token, intent.lease_expires_at)
+        self.spec = self.rt.registry.get(intent.workflow)
+        self.wf = self.spec.factory()
+        self.params = self.spec.params.model_validate(intent.params)
+        self.env = self.rt.config.environment(intent.environment)
+        self.outputs: dict[str, dict[str, Any]] = {}
+
+    def now(self) -> datetime:
+        return self.rt.clock.now()
+
+    def go(self) -> Intent:
+        with self.rt.store.transaction() as tx:
+            records = {r.seq: r for r in tx.steps(self.intent.id)}
+        try:
+            self._check_budget()
+            if self.intent.mode is Mode.FORWARD and not records:
+                self._gate()
+            replayed = []
+            for ps in planned_steps(self.spec, self.wf, self.intent.mode, records):
+                rec = records.get(ps.seq)
+                if rec is not None and rec.name != ps.step.name:
+                    raise CheckpointMismatch(f"step {ps.seq} was recorded as {rec.name!r} but the code now says {ps.step.name!r}")
+                if rec is not None and rec.status is StepStatus.SUCCEEDED:
+                    self.outputs[ps.step.name] = rec.output
+                    replayed.append(ps.step.name)
+                    continue
+                self.outputs[ps.step.name] = self._step(ps, rec)
+            final = IntentStatus.SUCCEEDED if self.intent.mode is Mode.FORWARD else IntentStatus.COMPENSATED
+            return self._finish(final, "all steps done and postconditions verified", final.value, replayed=replayed)
+        except _Stop as stop:
+            return self._finish(stop.status, stop.reason, stop.kind, **stop.extra)
+        except CheckpointMismatch as exc:
+            return self._finish(IntentStatus.UNSAFE, str(exc), "checkpoint_mismatch")
+
+    # gates ---------------------------------------------------------------------------------------
+    def _check_budget(self) -> None:
+        started = self.intent.started_at or self.now()
+        if (self.now() - started).total_seconds() > self.spec.timeout:
+            raise _Stop(IntentStatus.BLOCKED, f"exceeded the workflow's timeout budget of {self.spec.timeout:g}s", "timeout")
+
+    def _gate(self) -> None:
+        """Before the first side effect: a valid approval for this exact plan, and an unchanged world."""
+        now = self.now()
+        with self.rt.store.transaction() as tx:
+            approvals = tx.approvals(self.intent.id)
+        valid = {a.actor for a in approvals if a.valid_for(self.intent.plan_hash, now) and a.actor != self.intent.requester}
+        needed = effective_policy(self.rt.config, self.spec).approvals
+        if len(valid) < needed:
+            raise _Stop(IntentStatus.NEEDS_REAPPROVAL, "the approval has expired or does not match this plan; approve again", "approval_expired")
+        try:
+            fresh = compute_plan(self.rt, self.spec, self.params, self.intent.environment)
+        except PreconditionFailed as exc:
+            raise _Stop(IntentStatus.NEEDS_REAPPROVAL, f"the world changed since the plan: {exc}", "stale_plan") from None
+        if fresh.fingerprint != self.intent.plan.get("fingerprint"):
+            raise _Stop(
+                IntentStatus.NEEDS_REAPPROVAL,
+                "the observed state changed since the plan was approved; review the new plan and approve again",
+                "stale_plan",
+                new_plan=fresh.model_dump(mode="json"),
+            )
+
+    # steps ---------------------------------------------------------------------------------------
+    def _ctx(self, ps: PlannedStep, token: str) -> StepContext:
+        def checkpoint(ids: dict[str, Any]) -> None:
+            with self.rt.store.transaction() as tx:
+                self._fence(tx)
+                current = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq]
+                tx.update_step(self.intent.id, ps.seq, external_ids={**current.external_ids, **ids})
+
+        return StepContext(self.intent, self.params, self.env, self.rt.adapters, token, self.outputs, self.now, checkpoint)
+
+    def _fence(self, tx: StoreTx) -> None:
+        tx.renew_lease(self.lease, self.now() + timedelta(seconds=self.rt.lease_seconds))
+
+    def _token(self, ps: PlannedStep) -> str:
+        return f"{self.intent.id}-{ps.seq}-{ps.step.name}"[:200]
+
+    def _step(self, ps: PlannedStep, rec: StepRecord | None) -> dict[str, Any]:
+        attempts = 1
+        if rec is None:
+            rec = self._record_started(ps)
+        elif rec.status is StepStatus.FAILED:
+            attempts = rec.attempts + 1
+            self._restart(ps, attempts, "retrying a failed step")
+        elif rec.status is StepStatus.PENDING and ps.rerun_safe:
+            attempts = rec.attempts  # converging: poll again, nothing new to record before the call
+        else:
+            # Started, pending or unknown: the effect may exist. Observe before doing anything.
+            observed = self._observe(ps, rec)
+            if isinstance(observed, Done):
+                return self._record_done(ps, observed, resolved=True)
+            attempts = rec.attempts + 1
+            self._restart(ps, attempts, observed.reason)
+        ctx = self._ctx(ps, rec.idempotency_token)
+        return self._execute(ps, ctx, attempts)
+
+    def _execute(self, ps: PlannedStep, ctx: StepContext, attempts: int) -> dict[str, Any]:
+        name = ps.step.name
+        self.rt.faults.reached(fault_point(name, "before_effect"))
+        try:
+            outcome = self._call_with_retries(ps, ctx)
+        except TransientError as exc:
+            self._record_failed(ps, str(exc), attempts)
+            raise _Stop(IntentStatus.RETRYABLE, f"{name} kept failing transiently: {exc}", "step_retryable", delay=exc.delay or 30.0) from None
+        except UnsafeError as exc:
+            self._record_failed(ps, str(exc), attempts)
+            raise _Stop(IntentStatus.UNSAFE, f"{name}: {exc}", "step_unsafe", guidance=exc.guidance) from None
+        except PermanentError as exc:
+            self._record_failed(ps, str(exc), attempts)
+            raise _Stop(IntentStatus.FAILED, f"{name} failed: {exc}", "step_failed", guidance=exc.guidance) from None
+        except LeaseLost:
+            raise
+        except Exception as exc:  # outcome unknown, including bugs and timeouts: never blindly retried
+            reason = str(exc) if isinstance(exc, OutcomeUnknown) else f"{type(exc).__name__}: {exc}"
+            return self._unknown_then_observe(ps, ctx, reason, attempts)
+        self.rt.faults.reached(fault_point(name, "after_effect"))
+        if isinstance(outcome, Pending):
+            self._converging(ps, outcome)
+        return self._record_done(ps, outcome, resolved=False)
+
+    def _call_with_retries(self, ps: PlannedStep, ctx: StepContext) -> StepOutcome:
+        policy = self.spec.retry
+        for attempt in stamina.retry_context(
+            on=TransientError,
+            attempts=policy.attempts,
+            wait_initial=policy.initial_delay,
+            wait_max=policy.max_delay,
+            timeout=ps.step.timeout,
+        ):
+            with attempt:
+                if attempt.num > 1:
+                    log.info("step_retry", step=ps.step.name, attempt=attempt.num)
+                    with self.rt.store.transaction() as tx:
+                        self._fence(tx)
+                return call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unknown_then_observe(self, ps: PlannedStep, ctx: StepContext, reason: str, attempts: int) -> dict[str, Any]:
+        now = self.now()
+        with self.rt.store.transaction() as tx:
+            self._fence(tx)
+            tx.update_step(self.intent.id, ps.seq, status=StepStatus.UNKNOWN, error=reason, attempts=attempts)
+            tx.append_event(EventDraft("step_unknown", self.lease.owner, {"step": ps.step.name, "reason": reason}, self.intent.id), now)
+        log.warning("step_outcome_unknown", step=ps.step.name, reason=reason)
+        with self.rt.store.transaction() as tx:
+            rec = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq]
+        observed = self._observe(ps, rec)
+        if isinstance(observed, Done):
+            return self._record_done(ps, observed, resolved=True)
+        if attempts >= self.spec.retry.attempts:
+            raise _Stop(IntentStatus.UNKNOWN, f"{ps.step.name}: outcome unknown after {attempts} attempts ({reason})", "step_unknown")
+        # The probe proved there is no effect (or the step is safe to repeat): run it again.
+        self._restart(ps, attempts + 1, observed.reason)
+        return self._execute(ps, ctx, attempts + 1)
+
+    def _observe(self, ps: PlannedStep, rec: StepRecord) -> Absent | Done:
+        """Resolve an in-flight step by looking at the world; park the intent if the world cannot tell."""
+        observation = observe(ps, self._ctx(ps, rec.idempotency_token))
+        if isinstance(observation, Pending):
+            self._converging(ps, observation, rec)
+        if isinstance(observation, Unclear):
+            raise _Stop(IntentStatus.UNKNOWN, f"{ps.step.name}: {observation.reason}", "step_unknown", delay=30.0)
+        assert isinstance(observation, Absent | Done)
+        return observation
+
+    def _converging(self, ps: PlannedStep, pending: Pending, rec: StepRecord | None = None) -> None:
+        window = ps.step.convergence_window or self.spec.timeout
+        if rec is None:
+            with self.rt.store.transaction() as tx:
+                rec = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq]
+        start = window_start(rec)
+        elapsed = (self.now() - start).total_seconds()
+        with self.rt.store.transaction() as tx:
+            self._fence(tx)
+            tx.update_step(self.intent.id, ps.seq, status=StepStatus.PENDING, output={**rec.output, "observed": pending.observed, "window_from": start.isoformat()})
+        if elapsed > window:
+            raise _Stop(IntentStatus.BLOCKED, f"{ps.step.name} did not converge within {window:g}s: {pending.reason}", "convergence_window_exceeded")
+        raise _Stop(IntentStatus.CONVERGING, f"{ps.step.name}: {pending.reason}", "converging", delay=pending.retry_after)
+
+    # records -------------------------------------------------------------------------------------
+    def _record_started(self, ps: PlannedStep) -> StepRecord:
+        now = self.now()
+        rec = StepRecord(self.intent.id, ps.seq, ps.step.name, StepStatus.STARTED, self._token(ps), 1, now)
+        with self.rt.store.transaction() as tx:
+            self._fence(tx)
+            tx.insert_step(rec)
+        return rec
+
+    def _restart(self, ps: PlannedStep, attempts: int, why: str) -> None:
+        with self.rt.store.transaction() as tx:
+            self._fence(tx)
+            tx.update_step(self.intent.id, ps.seq, status=StepStatus.STARTED, attempts=attempts)
+            tx.append_event(EventDraft("step_rerun", self.lease.owner, {"step": ps.step.name, "attempt": attempts, "why": why}, self.intent.id), self.now())
+
+    def _record_done(self, ps: PlannedStep, done: Done, resolved: bool) -> dict[str, Any]:
+        now = self.now()
+        with self.rt.store.transaction() as tx:
+            self._fence(tx)
+            current = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq] if (done.external_ids or resolved) else None
+            ids = {**(current.external_ids if current else {}), **done.external_ids}
+            tx.update_step(self.intent.id, ps.seq, status=StepStatus.SUCCEEDED, output=done.output, external_ids=ids, finished_at=now)
+            kind = "step_resolved_by_observation" if resolved else "step_succeeded"
+            tx.append_event(EventDraft(kind, self.lease.owner, {"step": ps.step.name, "external_ids": ids}, self.intent.id), now)
+        self.rt.faults.reached(fault_point(ps.step.name, "after_checkpoint"))
+        return done.output
+
+    def _record_failed(self, ps: PlannedStep, error: str, attempts: int) -> None:
+        with self.rt.store.transaction() as tx:
+            self._fence(tx)
+            tx.update_step(self.intent.id, ps.seq, status=StepStatus.FAILED, error=error, attempts=attempts, finished_at=self.now())
+
+    def _finish(self, status: IntentStatus, reason: str, kind: str, **extra: Any) -> Intent:
+        now = self.now()
+        delay = extra.pop("delay", None)
+        new_plan = extra.pop("new_plan", None)
+        changes: dict[str, Any] = {
+            "status": status,
+            "status_reason": reason,
+            "lease_owner": None,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "next_check_at": now + timedelta(seconds=delay) if delay is not None else None,
+            "updated_at": now,
+            "attempts": self.intent.attempts + 1,
+        }
+        if status in (IntentStatus.FAILED, IntentStatus.UNSAFE, IntentStatus.UNKNOWN, IntentStatus.RETRYABLE, IntentStatus.BLOCKED):
+            changes["last_error"] = reason
+        if new_plan is not None:
+            plan = Plan.model_validate(new_plan)
+            changes.update(plan=new_plan, plan_hash=plan.hash)
+            extra["new_plan_hash"] = plan.hash
+        with self.rt.store.transaction() as tx:
+            self._fence(tx)
+            try:
+                intent = tx.update_intent(self.intent, **changes)
+            except ConcurrentModification:
+                raise LeaseLost(f"intent {self.intent.id} changed under this executor") from None
+            tx.append_event(EventDraft(kind, self.lease.owner, {"status": status.value, "reason": reason, **extra}, self.intent.id), now)
+        log.info("intent_stopped", status=status.value, reason=reason)
+        return intent
+
+
+def window_start(rec: StepRecord) -> datetime:
+    """When a step's convergence window opened: its first start, or the last operator resume."""
+    since = rec.output.get("window_from")
+    return datetime.fromisoformat(since) if since else rec.started_at
+
+
+def observe(ps: PlannedStep, ctx: StepContext, active: bool = False) -> Observation:
+    """Ask the world whether a step's effect exists.
+
+    Its probe answers when it has one. A step that is safe to repeat (a convergence wait) is either reported
+    Absent, so the executor simply runs it again, or, when `active`, run as its own observation.
+    """
+    try:
+        if ps.probe is not None:
+            return call_with_timeout(lambda: ps.probe(ctx), ps.step.timeout, f"probe {ps.step.name}")  # type: ignore[misc]
+        if ps.rerun_safe:
+            return call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name) if active else Absent("the step is safe to repeat")
+        return Unclear(f"{ps.step.name} has no probe, so whether it took effect cannot be observed")
+    except Exception as exc:
+        return Unclear(f"observing {ps.step.name} failed: {exc}")

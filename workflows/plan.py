@@ -1,0 +1,58 @@
+"""Plans: what preflight says will happen, and the hash an approval is bound to."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Mutation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: str
+    resource: str
+    detail: str = ""
+
+
+class Plan(BaseModel):
+    """The reviewed shape of one change; its hash binds approvals to exactly this content."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workflow: str
+    environment: str
+    params: dict[str, Any]
+    targets: tuple[str, ...]
+    mutations: tuple[Mutation, ...]
+    locks: tuple[str, ...] = ()
+    blast_radius: str
+    risk: str
+    rollback: dict[str, str] = Field(description="step name -> compensate | none | irreversible")
+    rollback_limits: str = ""
+    verification: tuple[str, ...]
+    fingerprint: str = Field(description="SHA-256 of the observed state this plan was computed from")
+    observed: dict[str, Any] = Field(default_factory=dict)
+
+    def canonical(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+    @property
+    def hash(self) -> str:
+        return sha256_hex(self.canonical())
+
+
+def fingerprint(observed: dict[str, Any]) -> str:
+    """A stable digest of observed state, so a changed world gives a different plan."""
+    return sha256_hex(canonical_json(observed))

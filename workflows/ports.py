@@ -1,0 +1,113 @@
+"""The Protocols through which the engine reaches the store, the clock and the outside world."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from workflows.model import (
+    Approval,
+    AuditEvent,
+    AuditReport,
+    EventDraft,
+    Intent,
+    IntentId,
+    IntentStatus,
+    Lease,
+    NewIntent,
+    StepRecord,
+    StepStatus,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdSource(Protocol):
+    def new_id(self) -> str: ...
+
+
+class FaultSeam(Protocol):
+    """The one place crash points are named; production uses a no-op."""
+
+    def reached(self, point: str) -> None: ...
+
+
+class StoreTx(Protocol):
+    """Operations inside one transaction owned by the caller."""
+
+    def insert_intent(self, new: NewIntent) -> Intent | None: ...
+    def get_intent(self, intent_id: IntentId) -> Intent | None: ...
+    def get_intent_by_key(self, key: str) -> Intent | None: ...
+    def list_intents(
+        self, statuses: Iterable[IntentStatus] | None = None, limit: int = 100
+    ) -> list[Intent]: ...
+    def update_intent(self, intent: Intent, **changes: Any) -> Intent:
+        """Compare-and-set on `intent.version`; raises ConcurrentModification when it lost."""
+        ...
+
+    def claim_runnable(self, owner: str, token: str, now: datetime, until: datetime, limit: int) -> list[Intent]: ...
+    def due_for_reconcile(self, now: datetime, limit: int) -> list[Intent]: ...
+    def renew_lease(self, lease: Lease, until: datetime) -> None:
+        """Extend (and so fence on) a lease; raises LeaseLost when it is no longer ours."""
+        ...
+
+    def steps(self, intent_id: IntentId) -> list[StepRecord]: ...
+    def insert_step(self, record: StepRecord) -> None: ...
+    def update_step(
+        self,
+        intent_id: IntentId,
+        seq: int,
+        *,
+        status: StepStatus | None = None,
+        external_ids: dict[str, Any] | None = None,
+        output: dict[str, Any] | None = None,
+        error: str | None = None,
+        attempts: int | None = None,
+        finished_at: datetime | None = None,
+    ) -> None: ...
+    def delete_steps_from(self, intent_id: IntentId, seq: int) -> None: ...
+    def add_approval(self, approval: Approval) -> None: ...
+    def approvals(self, intent_id: IntentId) -> list[Approval]: ...
+    def append_event(self, draft: EventDraft, now: datetime) -> AuditEvent: ...
+    def events(self, intent_id: IntentId | None = None) -> list[AuditEvent]: ...
+    def count_by_status(self) -> dict[IntentStatus, int]: ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[StoreTx]: ...
+    def verify_audit(self) -> AuditReport: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DbInstance:
+    """What the engine knows of an RDS instance."""
+
+    identifier: str
+    status: str
+    instance_class: str
+    engine: str
+    arn: str
+    endpoint: str | None
+    source_identifier: str | None
+    tags: dict[str, str]
+
+
+class RdsPort(Protocol):
+    """RDS as the engine needs it. Raises the StepError contract, never a client exception."""
+
+    def describe_instance(self, identifier: str) -> DbInstance | None: ...
+    def create_read_replica(
+        self, *, replica_id: str, source_id: str, instance_class: str, tags: dict[str, str]
+    ) -> DbInstance: ...
+    def delete_instance(self, identifier: str) -> None: ...
+
+
+class AdapterFactory(Protocol):
+    """Builds adapters for an environment; the engine never constructs clients itself."""
+
+    def rds(self, region: str) -> RdsPort: ...

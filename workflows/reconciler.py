@@ -1,0 +1,141 @@
+"""The reconciler: compares durable intent with observed state and classifies each due operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from workflows.context import StepContext
+from workflows.deps import Runtime
+from workflows.errors import ConcurrentModification
+from workflows.executor import observe, planned_steps, window_start
+from workflows.model import EventDraft, Intent, IntentStatus, StepRecord, StepStatus, Verdict
+from workflows.outcomes import Absent, Done, Unclear
+
+log = structlog.get_logger("opsbot.reconciler")
+
+MAX_CHECK_INTERVAL = 300.0
+
+_VERDICTS = {
+    IntentStatus.SUCCEEDED: Verdict.SUCCEEDED,
+    IntentStatus.CONVERGING: Verdict.CONVERGING,
+    IntentStatus.APPROVED: Verdict.RETRYABLE,
+    IntentStatus.RUNNING: Verdict.RETRYABLE,
+    IntentStatus.RETRYABLE: Verdict.RETRYABLE,
+    IntentStatus.BLOCKED: Verdict.BLOCKED,
+    IntentStatus.NEEDS_REAPPROVAL: Verdict.BLOCKED,
+    IntentStatus.FAILED: Verdict.BLOCKED,
+    IntentStatus.UNSAFE: Verdict.UNSAFE,
+    IntentStatus.UNKNOWN: Verdict.UNKNOWN,
+}
+
+
+def verdict_of(status: IntentStatus) -> Verdict | None:
+    return _VERDICTS.get(status)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    intent_id: str
+    workflow: str
+    verdict: Verdict
+    status: IntentStatus
+    reason: str
+
+
+class Reconciler:
+    """Runs on a schedule; each pass costs work in proportion to the intents that are due."""
+
+    def __init__(self, rt: Runtime, actor: str = "reconciler") -> None:
+        self.rt, self.actor = rt, actor
+
+    def reconcile_due(self, now: datetime | None = None, limit: int = 200) -> list[Classification]:
+        now = now or self.rt.clock.now()
+        with self.rt.store.transaction() as tx:
+            due = tx.due_for_reconcile(now, limit)
+        results = []
+        for intent in due:
+            try:
+                results.append(self._classify(intent, now))
+            except ConcurrentModification:
+                continue  # another process moved it first; it is theirs this round
+        return results
+
+    def _classify(self, intent: Intent, now: datetime) -> Classification:
+        status = intent.status
+        if status is IntentStatus.RUNNING:
+            return self._executor_lost(intent, now)
+        if status is IntentStatus.RETRYABLE:
+            spec = self.rt.registry.get(intent.workflow)
+            if intent.attempts > spec.retry.requeues:
+                reason = f"gave up after {intent.attempts} attempts: {intent.last_error}"
+                return self._move(intent, now, IntentStatus.BLOCKED, reason, "retries_exhausted", Verdict.BLOCKED)
+            return self._move(intent, now, IntentStatus.APPROVED, "retrying after a transient failure", "requeued", Verdict.RETRYABLE)
+        if status in (IntentStatus.CONVERGING, IntentStatus.UNKNOWN):
+            return self._observe(intent, now)
+        return self._move(intent, now, status, intent.status_reason or "", "", verdict_of(status) or Verdict.BLOCKED)
+
+    def _executor_lost(self, intent: Intent, now: datetime) -> Classification:
+        with self.rt.store.transaction() as tx:
+            in_flight = [r for r in tx.steps(intent.id) if r.status is StepStatus.STARTED]
+            for rec in in_flight:
+                tx.update_step(intent.id, rec.seq, status=StepStatus.UNKNOWN, error="the executor died during this step")
+                tx.append_event(EventDraft("step_unknown", self.actor, {"step": rec.name, "reason": "executor lease expired mid-step"}, intent.id), now)
+            reason = f"executor {intent.lease_owner} stopped renewing its lease; resuming from checkpoints"
+            tx.update_intent(intent, status=IntentStatus.APPROVED, status_reason=reason, lease_owner=None, lease_token=None,
+                             lease_expires_at=None, next_check_at=None, updated_at=now)
+            tx.append_event(EventDraft("executor_lost", self.actor, {"lease_owner": intent.lease_owner, "unknown_steps": [r.name for r in in_flight]}, intent.id), now)
+        return Classification(intent.id, intent.workflow, Verdict.RETRYABLE, IntentStatus.APPROVED, reason)
+
+    def _observe(self, intent: Intent, now: datetime) -> Classification:
+        spec = self.rt.registry.get(intent.workflow)
+        wf = spec.factory()
+        with self.rt.store.transaction() as tx:
+            records = {r.seq: r for r in tx.steps(intent.id)}
+        open_steps = [(ps, records[ps.seq]) for ps in planned_steps(spec, wf, intent.mode, records)
+                      if ps.seq in records and records[ps.seq].status is not StepStatus.SUCCEEDED]
+        if not open_steps:
+            return self._move(intent, now, IntentStatus.APPROVED, "nothing in flight; resuming", "requeued", Verdict.RETRYABLE)
+        ps, rec = open_steps[0]
+        observation = observe(ps, active=True, ctx=self._ctx(intent, spec.params.model_validate(intent.params), rec))
+        if isinstance(observation, Done | Absent):
+            why = "converged" if isinstance(observation, Done) else observation.reason
+            return self._move(intent, now, IntentStatus.APPROVED, f"{ps.step.name}: {why}; resuming", "observed", Verdict.RETRYABLE)
+        if isinstance(observation, Unclear):
+            delay = self._backoff(rec, now, 30.0)
+            return self._move(intent, now, IntentStatus.UNKNOWN, f"{ps.step.name}: {observation.reason}", "still_unknown",
+                              Verdict.UNKNOWN, delay)
+        window = ps.step.convergence_window or spec.timeout
+        start = window_start(rec)
+        if (now - start).total_seconds() > window:
+            reason = f"{ps.step.name} did not converge within {window:g}s: {observation.reason}"
+            return self._move(intent, now, IntentStatus.BLOCKED, reason, "convergence_window_exceeded", Verdict.BLOCKED)
+        delay = self._backoff(rec, now, observation.retry_after)
+        return self._move(intent, now, IntentStatus.CONVERGING, f"{ps.step.name}: {observation.reason}", "",
+                          Verdict.CONVERGING, delay)
+
+    def _ctx(self, intent: Intent, params: Any, rec: StepRecord) -> StepContext:
+        def no_checkpoint(_ids: dict[str, Any]) -> None:
+            raise RuntimeError("the reconciler observes; it does not checkpoint")
+
+        env = self.rt.config.environment(intent.environment)
+        return StepContext(intent, params, env, self.rt.adapters, rec.idempotency_token, {}, self.rt.clock.now, no_checkpoint)
+
+    @staticmethod
+    def _backoff(rec: StepRecord, now: datetime, base: float) -> float:
+        """Check less often the longer something has been in flight: a quarter of the elapsed time."""
+        elapsed = (now - window_start(rec)).total_seconds()
+        return min(max(base, elapsed / 4), MAX_CHECK_INTERVAL)
+
+    def _move(self, intent: Intent, now: datetime, status: IntentStatus, reason: str, kind: str, verdict: Verdict,
+              delay: float | None = None) -> Classification:
+        next_check = now + timedelta(seconds=delay) if delay is not None else None
+        with self.rt.store.transaction() as tx:
+            tx.update_intent(intent, status=status, status_reason=reason, next_check_at=next_check, updated_at=now)
+            if kind and (status is not intent.status or kind in ("observed", "requeued")):
+                tx.append_event(EventDraft(kind, self.actor, {"status": status.value, "reason": reason}, intent.id), now)
+        log.info("reconciled", intent_id=intent.id, verdict=verdict.value, reason=reason)
+        return Classification(intent.id, intent.workflow, verdict, status, reason)
