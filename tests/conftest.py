@@ -17,6 +17,7 @@ import boto3
 import pytest
 import requests
 import sqlalchemy as sa
+import stamina
 from moto.server import ThreadedMotoServer
 
 from adapters.aws import BotoAdapters
@@ -34,6 +35,13 @@ CONFIG = {
     "roles": {"dba": ["alice", "bob", "carol"], "dba-lead": ["bob", "erin"]},
     "policies": {"rds.create-replica": {"request": ["dba"], "approve": ["dba-lead"], "approvals": 1}},
 }
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> Iterator[None]:
+    """Retries still happen as the policy says, without sleeping between them."""
+    with stamina.set_testing(True, attempts=10, cap=True):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -287,6 +287,7 @@ class _Run:
             attempts=policy.attempts,
             wait_initial=policy.initial_delay,
             wait_max=policy.max_delay,
+            wait_jitter=policy.initial_delay / 2,
             timeout=ps.step.timeout,
         ):
             with attempt:

@@ -1,0 +1,66 @@
+"""Fakes that sit in front of the real moto-backed adapters to script what moto cannot show."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from workflows.errors import AlreadyExists, StepError
+from workflows.ports import AdapterFactory, DbInstance, RdsPort
+
+
+@dataclass
+class Script:
+    """What the scripted RDS does: statuses to report for a replica, errors to raise per call."""
+
+    statuses: list[str] = field(default_factory=list)
+    errors: dict[str, list[StepError]] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+    # Real RDS refuses a second create of the same id with DBInstanceAlreadyExists; moto 5 silently overwrites
+    # the instance (and drops its tags), so the fake restores AWS's behaviour.
+    aws_already_exists: bool = True
+
+
+class ScriptedRds:
+    """RdsPort that forwards to the real adapter, overriding reported status and raising scripted errors."""
+
+    def __init__(self, real: RdsPort, script: Script, lock: threading.Lock) -> None:
+        self.real, self.script, self.lock = real, script, lock
+
+    def _maybe_raise(self, method: str) -> None:
+        with self.lock:
+            self.script.calls[method] += 1
+            queue = self.script.errors.get(method)
+            err = queue.pop(0) if queue else None
+        if err is not None:
+            raise err
+
+    def describe_instance(self, identifier: str) -> DbInstance | None:
+        self._maybe_raise("describe_instance")
+        found = self.real.describe_instance(identifier)
+        if found is not None and found.source_identifier:
+            with self.lock:
+                status = self.script.statuses.pop(0) if self.script.statuses else None
+            if status is not None:
+                found = replace(found, status=status, endpoint=None if status != "available" else found.endpoint)
+        return found
+
+    def create_read_replica(self, **kwargs: Any) -> DbInstance:
+        self._maybe_raise("create_read_replica")
+        if self.script.aws_already_exists and self.real.describe_instance(kwargs["replica_id"]) is not None:
+            raise AlreadyExists(f"DBInstanceAlreadyExists: {kwargs['replica_id']}")
+        return self.real.create_read_replica(**kwargs)
+
+    def delete_instance(self, identifier: str) -> None:
+        self._maybe_raise("delete_instance")
+        self.real.delete_instance(identifier)
+
+
+class ScriptedAdapters:
+    def __init__(self, real: AdapterFactory, script: Script) -> None:
+        self.real, self.script, self.lock = real, script, threading.Lock()
+
+    def rds(self, region: str) -> RdsPort:
+        return ScriptedRds(self.real.rds(region), self.script, self.lock)
