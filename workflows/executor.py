@@ -8,6 +8,7 @@ never re-run; a "started" with no outcome is resolved by observation before anyt
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,8 +63,13 @@ class _Stop(Exception):
         self.status, self.reason, self.kind, self.extra = status, reason, kind, extra
 
 
-def call_with_timeout(fn: Callable[[], T], seconds: float, what: str) -> T:
-    """Run `fn` in a daemon thread; past `seconds` its outcome is unknown (the thread cannot be killed)."""
+def call_with_timeout(fn: Callable[[], T], seconds: float, what: str,
+                      heartbeat: Callable[[], None] | None = None, every: float = 10.0) -> T:
+    """Run `fn` in a daemon thread, renewing the lease while it runs.
+
+    Past `seconds` its outcome is unknown: the thread cannot be killed, so it is abandoned and the step is
+    resolved by observation like any other uncertain outcome.
+    """
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -73,8 +79,14 @@ def call_with_timeout(fn: Callable[[], T], seconds: float, what: str) -> T:
             box["error"] = exc
 
     thread = threading.Thread(target=target, name=f"step-{what}", daemon=True)
+    deadline = time.monotonic() + seconds
     thread.start()
-    thread.join(seconds)
+    while True:
+        thread.join(min(every, max(deadline - time.monotonic(), 0.0)))
+        if not thread.is_alive() or time.monotonic() >= deadline:
+            break
+        if heartbeat is not None:
+            heartbeat()
     if thread.is_alive():
         raise OutcomeUnknown(f"{what} exceeded its timeout of {seconds:g}s; its outcome is unknown")
     if "error" in box:
@@ -234,6 +246,10 @@ class _Run:
     def _fence(self, tx: StoreTx) -> None:
         tx.renew_lease(self.lease, self.now() + timedelta(seconds=self.rt.lease_seconds))
 
+    def _heartbeat(self) -> None:
+        with self.rt.store.transaction() as tx:
+            self._fence(tx)
+
     def _token(self, ps: PlannedStep) -> str:
         return f"{self.intent.id}-{ps.seq}-{ps.step.name}"[:200]
 
@@ -295,7 +311,8 @@ class _Run:
                     log.info("step_retry", step=ps.step.name, attempt=attempt.num)
                     with self.rt.store.transaction() as tx:
                         self._fence(tx)
-                return call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name)
+                return call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name,
+                                         heartbeat=self._heartbeat, every=self.rt.lease_seconds / 3)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _unknown_then_observe(self, ps: PlannedStep, ctx: StepContext, reason: str, attempts: int) -> dict[str, Any]:

@@ -30,7 +30,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # AWS access key ids and secret keys given by name
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
     (
-        re.compile(r"(?P<pre>aws_secret_access_key\s*[=:]\s*['\"]?)[A-Za-z0-9/+=]{40}", re.IGNORECASE),
+        re.compile(r"(?P<pre>(?:aws_)?secret(?:_access)?_key\s*[=:]\s*['\"]?)[^\s'\",]+", re.IGNORECASE),
         r"\g<pre>" + MASK,
     ),
     # Bearer credentials in headers
