@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def test_canary_never_leaves_through_cli_logs_or_events(tmp_path: Path, aws: str
         cli("request", "rds.create-replica", f"password={CANARY}", "env=prod", "--actor", "alice"),
         cli("request", "rds.create-replica", CANARY, "env=prod", "--actor", "alice"),
     ]
-    intent_id = runs[0].stdout.split("intent")[1].split()[1].strip("│ ")
+    intent_id = re.search(r"opsbot approve (\w+)", runs[0].stdout).group(1)  # type: ignore[union-attr]
     runs += [cli("approve", intent_id, "--actor", "bob"), cli("reconcile", "--once"), cli("intents", "show", intent_id),
              cli("intents", "list"), cli("audit", "verify")]
     assert runs[0].returncode == 0 and runs[1].returncode == 2 and runs[2].returncode == 2

@@ -128,8 +128,11 @@ class Content:
 
 def read_content(state: SlackState, args: JSON, *, required: bool = True) -> Content:
     """Parse and validate text/blocks/attachments, refusing like Slack (no_text, msg_too_long, invalid_blocks)."""
-    content = Content(text_arg(args, "text"), json_arg(args, "blocks", list, "invalid_blocks_format"),
-                      json_arg(args, "attachments", list, "invalid_attachments"))
+    content = Content(
+        text_arg(args, "text"),
+        json_arg(args, "blocks", list, "invalid_blocks_format"),
+        json_arg(args, "attachments", list, "invalid_attachments"),
+    )
     if required and content.empty:
         raise Refusal("no_text")
     too_long = check_message_text(content.text, state.limits)
@@ -164,8 +167,15 @@ def thread_arg(state: SlackState, channel: str, args: JSON) -> str | None:
 def auth_test(state: SlackState, args: JSON) -> ApiResult:
     """auth.test: who the token belongs to."""
     ws = state.workspace
-    return ok(url=f"https://{ws.team_domain}.slack.com/", team=ws.team_name, user=ws.bot_user_name,
-              team_id=ws.team_id, user_id=ws.bot_user_id, bot_id=ws.bot_id, is_enterprise_install=False)
+    return ok(
+        url=f"https://{ws.team_domain}.slack.com/",
+        team=ws.team_name,
+        user=ws.bot_user_name,
+        team_id=ws.team_id,
+        user_id=ws.bot_user_id,
+        bot_id=ws.bot_id,
+        is_enterprise_install=False,
+    )
 
 
 def chat_post_message(state: SlackState, args: JSON) -> ApiResult:
@@ -173,10 +183,16 @@ def chat_post_message(state: SlackState, args: JSON) -> ApiResult:
     channel = channel_arg(state, args)
     content = read_content(state, args)
     thread_ts = thread_arg(state, channel, args)
-    msg = state.post(channel, content.text or "", content.blocks or [], via="chat.postMessage",
-                     thread_ts=thread_ts, reply_broadcast=bool_arg(args, "reply_broadcast"),
-                     attachments=content.attachments, metadata=json_arg(args, "metadata", dict,
-                                                                        "invalid_metadata_format"))
+    msg = state.post(
+        channel,
+        content.text or "",
+        content.blocks or [],
+        via="chat.postMessage",
+        thread_ts=thread_ts,
+        reply_broadcast=bool_arg(args, "reply_broadcast"),
+        attachments=content.attachments,
+        metadata=json_arg(args, "metadata", dict, "invalid_metadata_format"),
+    )
     return ok(channel=channel, ts=msg.ts, message=msg.to_api())
 
 
@@ -209,8 +225,9 @@ def chat_post_ephemeral(state: SlackState, args: JSON) -> ApiResult:
         raise Refusal("user_not_found")
     content = read_content(state, args)
     thread_ts = thread_arg(state, channel, args)
-    eph = state.post_ephemeral(channel, user, content.text or "", content.blocks or [],
-                               via="chat.postEphemeral", thread_ts=thread_ts)
+    eph = state.post_ephemeral(
+        channel, user, content.text or "", content.blocks or [], via="chat.postEphemeral", thread_ts=thread_ts
+    )
     return ok(message_ts=eph.ts)
 
 
@@ -238,7 +255,9 @@ def views_open(state: SlackState, args: JSON) -> ApiResult:
     """views.open: open a modal with a fresh, unused trigger_id."""
     trigger_id = text_arg(args, "trigger_id") or text_arg(args, "interactivity_pointer")
     if trigger_id is None:
-        raise Refusal("invalid_arguments", "[ERROR] missing required field: trigger_id [json-pointer:/trigger_id]")
+        raise Refusal(
+            "invalid_arguments", "[ERROR] missing required field: trigger_id [json-pointer:/trigger_id]"
+        )
     problem = state.check_trigger(trigger_id)
     if problem is not None:
         raise Refusal(problem)

@@ -71,8 +71,15 @@ class Ack:
 class SlackDriver:
     """Sends Slack-shaped, signed requests to a bot and records each ack's status, body and latency."""
 
-    def __init__(self, fake: FakeSlack, bot_url: str, *, signing_secret: str | None = None,
-                 timeout: float = 10.0, ack_deadline: float = ACK_DEADLINE) -> None:
+    def __init__(
+        self,
+        fake: FakeSlack,
+        bot_url: str,
+        *,
+        signing_secret: str | None = None,
+        timeout: float = 10.0,
+        ack_deadline: float = ACK_DEADLINE,
+    ) -> None:
         self.fake = fake
         self.bot_url = bot_url
         self.signing_secret = signing_secret if signing_secret is not None else fake.signing_secret
@@ -99,31 +106,59 @@ class SlackDriver:
         """Raise AssertionError listing every ack slower than the deadline."""
         slow = self.slow_acks
         if slow:
-            raise AssertionError("bot acked too slowly (Slack gives up after "
-                                 f"{self.ack_deadline:.0f}s):\n" + "\n".join(f"  {a}" for a in slow))
+            raise AssertionError(
+                "bot acked too slowly (Slack gives up after "
+                f"{self.ack_deadline:.0f}s):\n" + "\n".join(f"  {a}" for a in slow)
+            )
 
     # --- low level --------------------------------------------------------------------------------
 
-    def send(self, kind: str, body: str, content_type: str, *, timestamp: int | None = None,
-             signature: str | None = None, headers: Mapping[str, str] | None = None) -> Ack:
+    def send(
+        self,
+        kind: str,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Ack:
         """POST a raw body to the bot, signed (or with a forged `signature`), and time the ack."""
         ts = int(time.time()) if timestamp is None else timestamp
-        sent_headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-                        "X-Slack-Request-Timestamp": str(ts),
-                        "X-Slack-Signature": signature if signature is not None else sign(self.signing_secret, ts, body)}
+        sent_headers = {
+            "Content-Type": content_type,
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": signature if signature is not None else sign(self.signing_secret, ts, body),
+        }
         sent_headers.update(headers or {})
-        request = urllib.request.Request(self.bot_url, data=body.encode("utf-8"), headers=sent_headers, method="POST")
+        request = urllib.request.Request(
+            self.bot_url, data=body.encode("utf-8"), headers=sent_headers, method="POST"
+        )
         started, sent_at = time.perf_counter(), time.time()
         status, text, reply_headers, error = 0, "", {}, None
         try:
             with self._opener.open(request, timeout=self.timeout) as reply:
-                status, text, reply_headers = reply.status, reply.read().decode("utf-8", "replace"), dict(reply.headers)
+                status, text, reply_headers = (
+                    reply.status,
+                    reply.read().decode("utf-8", "replace"),
+                    dict(reply.headers),
+                )
         except urllib.error.HTTPError as exc:
             status, text, reply_headers = exc.code, exc.read().decode("utf-8", "replace"), dict(exc.headers)
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
             error = f"no ack: {getattr(exc, 'reason', exc)}"
-        ack = Ack(kind=kind, status=status, body=text, headers=reply_headers, elapsed=time.perf_counter() - started,
-                  deadline=self.ack_deadline, request_body=body, sent_at=sent_at, error=error)
+        ack = Ack(
+            kind=kind,
+            status=status,
+            body=text,
+            headers=reply_headers,
+            elapsed=time.perf_counter() - started,
+            deadline=self.ack_deadline,
+            request_body=body,
+            sent_at=sent_at,
+            error=error,
+        )
         with self._lock:
             self._acks.append(ack)
         return ack
@@ -142,8 +177,16 @@ class SlackDriver:
 
     # --- slash commands ---------------------------------------------------------------------------
 
-    def slash_command(self, command: str, text: str = "", *, user: str, channel: str,
-                      timestamp: int | None = None, signature: str | None = None) -> Ack:
+    def slash_command(
+        self,
+        command: str,
+        text: str = "",
+        *,
+        user: str,
+        channel: str,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> Ack:
         """Send `/command text` typed by `user` in `channel`."""
         if not command.startswith("/"):
             raise ValueError("a slash command starts with '/'")
@@ -151,43 +194,82 @@ class SlackDriver:
         assert actor.channel_id is not None
         trigger_id = self.fake.issue_trigger(actor.user_id)
         response_url = self.fake.issue_response_url(actor.channel_id, actor.user_id)
-        form = payloads.slash_command_form(self.fake.workspace, actor, command, text,
-                                           response_url=response_url, trigger_id=trigger_id)
-        ack = self.send(f"slash_command {command}", urlencode(form), _FORM, timestamp=timestamp, signature=signature)
+        form = payloads.slash_command_form(
+            self.fake.workspace, actor, command, text, response_url=response_url, trigger_id=trigger_id
+        )
+        ack = self.send(
+            f"slash_command {command}", urlencode(form), _FORM, timestamp=timestamp, signature=signature
+        )
         ack.trigger_id, ack.response_url = trigger_id, response_url
         return ack
 
     # --- block actions ----------------------------------------------------------------------------
 
-    def click(self, channel: str, ts: str, action_id: str, *, user: str, value: Any = None,
-              block_id: str | None = None, timestamp: int | None = None, signature: str | None = None) -> Ack:
+    def click(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        *,
+        user: str,
+        value: Any = None,
+        block_id: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> Ack:
         """Click a button (or pick an option) on message `ts` in `channel`, as `user` sees it now."""
         actor = self._actor(user, channel)
         assert actor.channel_id is not None
         message = self.fake.message(actor.channel_id, ts)
         ephemeral = None
         if message is None:
-            ephemeral = next((e for e in self.fake.ephemerals(actor.channel_id, actor.user_id) if e.ts == ts), None)
+            ephemeral = next(
+                (e for e in self.fake.ephemerals(actor.channel_id, actor.user_id) if e.ts == ts), None
+            )
             if ephemeral is None:
                 raise LookupError(f"no message {ts} in {channel} that {user} can see")
         blocks = message.blocks if message is not None else ephemeral.blocks if ephemeral else []
         bid, element = payloads.find_element(blocks, action_id, block_id)
         chosen = value if value is not None else element.get("value")
         trigger_id = self.fake.issue_trigger(actor.user_id)
-        response_url = self.fake.issue_response_url(actor.channel_id, actor.user_id,
-                                                    message_ts=ts if message else None,
-                                                    ephemeral_ts=ts if ephemeral else None)
-        thread_ts = message.thread_ts if message and message.is_reply else (ephemeral.thread_ts if ephemeral else None)
+        response_url = self.fake.issue_response_url(
+            actor.channel_id,
+            actor.user_id,
+            message_ts=ts if message else None,
+            ephemeral_ts=ts if ephemeral else None,
+        )
+        thread_ts = (
+            message.thread_ts
+            if message and message.is_reply
+            else (ephemeral.thread_ts if ephemeral else None)
+        )
         payload = payloads.block_actions_on_message(
-            self.fake.workspace, actor, trigger_id=trigger_id, response_url=response_url,
-            message=message.to_api() if message else None, message_ts=ts, thread_ts=thread_ts,
-            action=payloads.action_entry(bid, element, chosen))
-        ack = self._send_payload(f"block_actions {action_id}", payload, timestamp=timestamp, signature=signature)
+            self.fake.workspace,
+            actor,
+            trigger_id=trigger_id,
+            response_url=response_url,
+            message=message.to_api() if message else None,
+            message_ts=ts,
+            thread_ts=thread_ts,
+            action=payloads.action_entry(bid, element, chosen),
+        )
+        ack = self._send_payload(
+            f"block_actions {action_id}", payload, timestamp=timestamp, signature=signature
+        )
         ack.trigger_id, ack.response_url = trigger_id, response_url
         return ack
 
-    def click_view(self, view_id: str, action_id: str, *, user: str | None = None, value: Any = None,
-                   block_id: str | None = None, timestamp: int | None = None, signature: str | None = None) -> Ack:
+    def click_view(
+        self,
+        view_id: str,
+        action_id: str,
+        *,
+        user: str | None = None,
+        value: Any = None,
+        block_id: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> Ack:
         """Click a button (or pick an option) in an open modal or on a home tab."""
         view = self.fake.view(view_id)
         if view is None or view.closed:
@@ -197,10 +279,16 @@ class SlackDriver:
         chosen = value if value is not None else element.get("value")
         trigger_id = self.fake.issue_trigger(actor.user_id)
         ws = self.fake.workspace
-        payload = payloads.block_actions_on_view(ws, actor, trigger_id=trigger_id,
-                                                 view=view.to_api(ws.team_id, ws.app_id, ws.bot_id),
-                                                 action=payloads.action_entry(bid, element, chosen))
-        ack = self._send_payload(f"block_actions {action_id}", payload, timestamp=timestamp, signature=signature)
+        payload = payloads.block_actions_on_view(
+            ws,
+            actor,
+            trigger_id=trigger_id,
+            view=view.to_api(ws.team_id, ws.app_id, ws.bot_id),
+            action=payloads.action_entry(bid, element, chosen),
+        )
+        ack = self._send_payload(
+            f"block_actions {action_id}", payload, timestamp=timestamp, signature=signature
+        )
         ack.trigger_id = trigger_id
         return ack
 
@@ -213,8 +301,15 @@ class SlackDriver:
 
     # --- modals -----------------------------------------------------------------------------------
 
-    def submit_view(self, view_id: str, values: Mapping[str, Mapping[str, Any]] | None = None, *,
-                    user: str | None = None, timestamp: int | None = None, signature: str | None = None) -> Ack:
+    def submit_view(
+        self,
+        view_id: str,
+        values: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        user: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> Ack:
         """Submit an open modal with {block_id: {action_id: value}}; closes it unless the bot keeps it open."""
         view = self.fake.view(view_id)
         if view is None or view.type != "modal" or view.closed:
@@ -225,8 +320,9 @@ class SlackDriver:
         rendered["state"] = {"values": payloads.state_values(view.blocks, values or {})}
         trigger_id = self.fake.issue_trigger(actor.user_id)
         payload = payloads.view_submission(ws, actor, trigger_id=trigger_id, view=rendered)
-        ack = self._send_payload(f"view_submission {view.callback_id}", payload, timestamp=timestamp,
-                                 signature=signature)
+        ack = self._send_payload(
+            f"view_submission {view.callback_id}", payload, timestamp=timestamp, signature=signature
+        )
         ack.trigger_id = trigger_id
         try:
             action = (ack.json() or {}).get("response_action")
@@ -239,25 +335,42 @@ class SlackDriver:
 
     # --- events -----------------------------------------------------------------------------------
 
-    def app_home_opened(self, user: str, *, tab: str = "home", timestamp: int | None = None,
-                        signature: str | None = None) -> Ack:
+    def app_home_opened(
+        self, user: str, *, tab: str = "home", timestamp: int | None = None, signature: str | None = None
+    ) -> Ack:
         """Send an app_home_opened event for `user` opening the app's home (or messages) tab."""
         uid, _ = self.fake.user(user)
-        event: dict[str, Any] = {"type": "app_home_opened", "user": uid, "channel": self.fake.channel_id(uid),
-                                 "tab": tab, "event_ts": payloads.action_ts()}
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": uid,
+            "channel": self.fake.channel_id(uid),
+            "tab": tab,
+            "event_ts": payloads.action_ts(),
+        }
         home = self.fake.home_view(uid)
         if home is not None:
             ws = self.fake.workspace
             event["view"] = home.to_api(ws.team_id, ws.app_id, ws.bot_id)
         return self.event(event, timestamp=timestamp, signature=signature)
 
-    def event(self, event: Mapping[str, Any], *, timestamp: int | None = None, signature: str | None = None) -> Ack:
+    def event(
+        self, event: Mapping[str, Any], *, timestamp: int | None = None, signature: str | None = None
+    ) -> Ack:
         """Send any Events API event inside an event_callback envelope."""
         envelope = payloads.event_callback(self.fake.workspace, dict(event))
-        return self.send(f"event {event.get('type')}", json.dumps(envelope), _JSON, timestamp=timestamp,
-                         signature=signature)
+        return self.send(
+            f"event {event.get('type')}",
+            json.dumps(envelope),
+            _JSON,
+            timestamp=timestamp,
+            signature=signature,
+        )
 
     def url_verification(self, challenge: str = "fake-challenge") -> Ack:
         """Send the Events API url_verification handshake; the bot must echo the challenge."""
-        body = {"token": self.fake.workspace.verification_token, "challenge": challenge, "type": "url_verification"}
+        body = {
+            "token": self.fake.workspace.verification_token,
+            "challenge": challenge,
+            "type": "url_verification",
+        }
         return self.send("url_verification", json.dumps(body), _JSON)

@@ -42,18 +42,52 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 _BLOCKS_BY_SURFACE: dict[str, frozenset[str]] = {
-    "message": frozenset({"section", "header", "actions", "context", "divider", "image", "input",
-                          "rich_text", "markdown", "file", "video"}),
-    "modal": frozenset({"section", "header", "actions", "context", "divider", "image", "input",
-                        "rich_text", "video"}),
-    "home": frozenset({"section", "header", "actions", "context", "divider", "image", "input",
-                       "rich_text", "video"}),
+    "message": frozenset(
+        {
+            "section",
+            "header",
+            "actions",
+            "context",
+            "divider",
+            "image",
+            "input",
+            "rich_text",
+            "markdown",
+            "file",
+            "video",
+        }
+    ),
+    "modal": frozenset(
+        {"section", "header", "actions", "context", "divider", "image", "input", "rich_text", "video"}
+    ),
+    "home": frozenset(
+        {"section", "header", "actions", "context", "divider", "image", "input", "rich_text", "video"}
+    ),
 }
-_SELECTS = frozenset({"static_select", "external_select", "users_select", "conversations_select",
-                      "channels_select", "multi_static_select", "multi_external_select",
-                      "multi_users_select", "multi_conversations_select", "multi_channels_select"})
-_TEXT_INPUTS = frozenset({"plain_text_input", "number_input", "email_text_input", "url_text_input",
-                          "rich_text_input", "file_input"})
+_SELECTS = frozenset(
+    {
+        "static_select",
+        "external_select",
+        "users_select",
+        "conversations_select",
+        "channels_select",
+        "multi_static_select",
+        "multi_external_select",
+        "multi_users_select",
+        "multi_conversations_select",
+        "multi_channels_select",
+    }
+)
+_TEXT_INPUTS = frozenset(
+    {
+        "plain_text_input",
+        "number_input",
+        "email_text_input",
+        "url_text_input",
+        "rich_text_input",
+        "file_input",
+    }
+)
 _PICKERS = frozenset({"datepicker", "timepicker", "datetimepicker"})
 _CHOICES = frozenset({"checkboxes", "radio_buttons"})
 _INTERACTIVE = frozenset({"button", "overflow", "workflow_button"}) | _SELECTS | _PICKERS | _CHOICES
@@ -71,7 +105,9 @@ class _Report:
     def error(self, what: str, where: str) -> None:
         self.problems.append(f"[ERROR] {what} [json-pointer:{where}]")
 
-    def text(self, obj: Any, where: str, limit: int, *, plain_only: bool = False, required: bool = True) -> None:
+    def text(
+        self, obj: Any, where: str, limit: int, *, plain_only: bool = False, required: bool = True
+    ) -> None:
         """Check a composition text object: its type and its length."""
         if obj is None:
             if required:
@@ -111,8 +147,9 @@ class _Report:
         return items
 
 
-def validate_blocks(blocks: Any, surface: Surface = "message", limits: Limits = DEFAULT_LIMITS,
-                    pointer: str = "/blocks") -> list[str]:
+def validate_blocks(
+    blocks: Any, surface: Surface = "message", limits: Limits = DEFAULT_LIMITS, pointer: str = "/blocks"
+) -> list[str]:
     """Return Slack-style problem lines for a list of blocks on a surface (empty when valid)."""
     report = _Report(limits)
     cap = limits.message_blocks if surface == "message" else limits.view_blocks
@@ -238,7 +275,9 @@ def _check_options(report: _Report, element: dict[str, Any], where: str, kind: s
         report.length(option.get("value"), f"{where}/options/{j}/value", lim.option_value, minimum=1)
 
 
-def validate_view(view: Any, expected: Literal["modal", "home"], limits: Limits = DEFAULT_LIMITS) -> list[str]:
+def validate_view(
+    view: Any, expected: Literal["modal", "home"], limits: Limits = DEFAULT_LIMITS
+) -> list[str]:
     """Return Slack-style problem lines for a modal or home tab view (empty when valid)."""
     report = _Report(limits)
     if not isinstance(view, dict):
@@ -254,7 +293,8 @@ def validate_view(view: Any, expected: Literal["modal", "home"], limits: Limits 
                 report.text(view[key], f"/view/{key}", limits.view_button, plain_only=True)
         blocks = view.get("blocks")
         has_input = isinstance(blocks, list) and any(
-            isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+            isinstance(b, dict) and b.get("type") == "input" for b in blocks
+        )
         if has_input and view.get("submit") is None:
             report.error("a modal with input blocks must have a submit button", "/view/submit")
     report.optional_length(view, "callback_id", "/view", limits.id_length)

@@ -45,7 +45,13 @@ class Message:
 
     def to_api(self) -> JSON:
         """The message as Slack's Web API and interaction payloads render it."""
-        out: JSON = {"type": "message", "text": self.text, "user": self.user, "ts": self.ts, "team": self.team}
+        out: JSON = {
+            "type": "message",
+            "text": self.text,
+            "user": self.user,
+            "ts": self.ts,
+            "team": self.team,
+        }
         if self.bot_id:
             out["bot_id"] = self.bot_id
             out["app_id"] = None
@@ -130,15 +136,25 @@ class View:
     def to_api(self, team_id: str, app_id: str, bot_id: str) -> JSON:
         """The view as Slack's views.* responses and view payloads render it."""
         out: JSON = {
-            "id": self.id, "team_id": team_id, "type": self.type, "blocks": self.blocks,
+            "id": self.id,
+            "team_id": team_id,
+            "type": self.type,
+            "blocks": self.blocks,
             "private_metadata": str(self.payload.get("private_metadata") or ""),
-            "callback_id": self.callback_id, "external_id": str(self.payload.get("external_id") or ""),
-            "state": {"values": {}}, "hash": self.hash, "title": self.payload.get("title"),
-            "close": self.payload.get("close"), "submit": self.payload.get("submit"),
+            "callback_id": self.callback_id,
+            "external_id": str(self.payload.get("external_id") or ""),
+            "state": {"values": {}},
+            "hash": self.hash,
+            "title": self.payload.get("title"),
+            "close": self.payload.get("close"),
+            "submit": self.payload.get("submit"),
             "clear_on_close": bool(self.payload.get("clear_on_close", False)),
             "notify_on_close": bool(self.payload.get("notify_on_close", False)),
-            "root_view_id": self.id, "previous_view_id": None, "app_id": app_id,
-            "app_installed_team_id": team_id, "bot_id": bot_id,
+            "root_view_id": self.id,
+            "previous_view_id": None,
+            "app_id": app_id,
+            "app_installed_team_id": team_id,
+            "bot_id": bot_id,
         }
         return out
 

@@ -14,12 +14,17 @@ from bot.fakeslack.state import Workspace
 _VALUE_ELEMENTS = frozenset({"plain_text_input", "email_text_input", "url_text_input", "number_input"})
 _SINGLE_OPTION = frozenset({"static_select", "external_select", "radio_buttons", "overflow"})
 _MULTI_OPTION = frozenset({"multi_static_select", "multi_external_select", "checkboxes"})
-_SELECTED_KEY = {"users_select": "selected_user", "multi_users_select": "selected_users",
-                 "conversations_select": "selected_conversation",
-                 "multi_conversations_select": "selected_conversations",
-                 "channels_select": "selected_channel", "multi_channels_select": "selected_channels",
-                 "datepicker": "selected_date", "timepicker": "selected_time",
-                 "datetimepicker": "selected_date_time"}
+_SELECTED_KEY = {
+    "users_select": "selected_user",
+    "multi_users_select": "selected_users",
+    "conversations_select": "selected_conversation",
+    "multi_conversations_select": "selected_conversations",
+    "channels_select": "selected_channel",
+    "multi_channels_select": "selected_channels",
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+    "datetimepicker": "selected_date_time",
+}
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,23 @@ def user_block(ws: Workspace, actor: Actor) -> JSON:
     return {"id": actor.user_id, "username": actor.user_name, "name": actor.user_name, "team_id": ws.team_id}
 
 
-def slash_command_form(ws: Workspace, actor: Actor, command: str, text: str, *, response_url: str,
-                       trigger_id: str) -> dict[str, str]:
+def slash_command_form(
+    ws: Workspace, actor: Actor, command: str, text: str, *, response_url: str, trigger_id: str
+) -> dict[str, str]:
     """The form fields of a slash command request, with Slack's field names."""
     return {
-        "token": ws.verification_token, "team_id": ws.team_id, "team_domain": ws.team_domain,
-        "channel_id": actor.channel_id or "", "channel_name": actor.channel_name or "",
-        "user_id": actor.user_id, "user_name": actor.user_name, "command": command, "text": text,
-        "api_app_id": ws.app_id, "is_enterprise_install": "false", "response_url": response_url,
+        "token": ws.verification_token,
+        "team_id": ws.team_id,
+        "team_domain": ws.team_domain,
+        "channel_id": actor.channel_id or "",
+        "channel_name": actor.channel_name or "",
+        "user_id": actor.user_id,
+        "user_name": actor.user_name,
+        "command": command,
+        "text": text,
+        "api_app_id": ws.app_id,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
         "trigger_id": trigger_id,
     }
 
@@ -74,8 +88,11 @@ def find_element(blocks: list[JSON], action_id: str, block_id: str | None = None
         bid = str(block.get("block_id") or f"b{i}")
         if element.get("action_id") == action_id and block_id in (None, bid):
             return bid, element
-    raise LookupError(f"no element with action_id {action_id!r}" + (f" in block {block_id!r}" if block_id else "")
-                      + f"; available: {[e.get('action_id') for _, _, e in iter_elements(blocks)]}")
+    raise LookupError(
+        f"no element with action_id {action_id!r}"
+        + (f" in block {block_id!r}" if block_id else "")
+        + f"; available: {[e.get('action_id') for _, _, e in iter_elements(blocks)]}"
+    )
 
 
 def _option(element: JSON, value: str) -> JSON:
@@ -94,7 +111,12 @@ def _option(element: JSON, value: str) -> JSON:
 def action_entry(block_id: str, element: JSON, value: Any) -> JSON:
     """One entry of `actions` in a block_actions payload for the clicked or changed element."""
     kind = str(element.get("type"))
-    entry: JSON = {"action_id": element["action_id"], "block_id": block_id, "type": kind, "action_ts": action_ts()}
+    entry: JSON = {
+        "action_id": element["action_id"],
+        "block_id": block_id,
+        "type": kind,
+        "action_ts": action_ts(),
+    }
     if kind == "button":
         entry["text"] = element.get("text")
         if value is not None:
@@ -145,22 +167,48 @@ def state_values(blocks: list[JSON], values: Mapping[str, Mapping[str, Any]]) ->
 
 def interaction_base(ws: Workspace, kind: str, actor: Actor, trigger_id: str) -> JSON:
     """Fields every interaction payload carries."""
-    return {"type": kind, "user": user_block(ws, actor), "api_app_id": ws.app_id, "token": ws.verification_token,
-            "trigger_id": trigger_id, "team": {"id": ws.team_id, "domain": ws.team_domain},
-            "enterprise": None, "is_enterprise_install": False}
+    return {
+        "type": kind,
+        "user": user_block(ws, actor),
+        "api_app_id": ws.app_id,
+        "token": ws.verification_token,
+        "trigger_id": trigger_id,
+        "team": {"id": ws.team_id, "domain": ws.team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
 
 
-def block_actions_on_message(ws: Workspace, actor: Actor, *, trigger_id: str, response_url: str,
-                             message: JSON | None, message_ts: str, thread_ts: str | None,
-                             action: JSON) -> JSON:
+def block_actions_on_message(
+    ws: Workspace,
+    actor: Actor,
+    *,
+    trigger_id: str,
+    response_url: str,
+    message: JSON | None,
+    message_ts: str,
+    thread_ts: str | None,
+    action: JSON,
+) -> JSON:
     """A block_actions payload for a click on a channel message (message None: an ephemeral one)."""
     payload = interaction_base(ws, "block_actions", actor, trigger_id)
-    container: JSON = {"type": "message", "message_ts": message_ts, "channel_id": actor.channel_id,
-                       "is_ephemeral": message is None}
+    container: JSON = {
+        "type": "message",
+        "message_ts": message_ts,
+        "channel_id": actor.channel_id,
+        "is_ephemeral": message is None,
+    }
     if thread_ts:
         container["thread_ts"] = thread_ts
-    payload.update({"container": container, "channel": {"id": actor.channel_id, "name": actor.channel_name},
-                    "state": {"values": {}}, "response_url": response_url, "actions": [action]})
+    payload.update(
+        {
+            "container": container,
+            "channel": {"id": actor.channel_id, "name": actor.channel_name},
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [action],
+        }
+    )
     if message is not None:
         payload["message"] = message
     return payload
@@ -184,9 +232,22 @@ def event_callback(ws: Workspace, event: JSON) -> JSON:
     """An Events API envelope around `event`."""
     now = int(time.time())
     return {
-        "token": ws.verification_token, "team_id": ws.team_id, "api_app_id": ws.app_id, "event": event,
-        "type": "event_callback", "event_id": f"Ev{secrets.token_hex(5).upper()}", "event_time": now,
-        "authorizations": [{"enterprise_id": None, "team_id": ws.team_id, "user_id": ws.bot_user_id,
-                            "is_bot": True, "is_enterprise_install": False}],
-        "is_ext_shared_channel": False, "event_context": f"4-{secrets.token_urlsafe(24)}",
+        "token": ws.verification_token,
+        "team_id": ws.team_id,
+        "api_app_id": ws.app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": now,
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": ws.team_id,
+                "user_id": ws.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": f"4-{secrets.token_urlsafe(24)}",
     }

@@ -18,7 +18,9 @@ def handle_response_url(state: SlackState, url_id: str, raw: bytes) -> ApiResult
     if state.clock() - ru.issued_at > state.policy.response_url_ttl:
         result = refused("expired_url", status=404)
     elif ru.uses >= state.policy.response_url_uses:
-        result = refused("used_url", f"[ERROR] this response_url was already used {ru.uses} times", status=404)
+        result = refused(
+            "used_url", f"[ERROR] this response_url was already used {ru.uses} times", status=404
+        )
     else:
         try:
             parsed = json.loads(raw.decode("utf-8") or "null")
@@ -35,8 +37,11 @@ def handle_response_url(state: SlackState, url_id: str, raw: bytes) -> ApiResult
                 result = refusal.result
                 if result.status == 200:
                     result.status = 400
-    ru.posts.append(ResponsePost(url_id=ru.id, body=payload, at=state.wall(), status=result.status,
-                                 error=result.body.get("error")))
+    ru.posts.append(
+        ResponsePost(
+            url_id=ru.id, body=payload, at=state.wall(), status=result.status, error=result.body.get("error")
+        )
+    )
     return result
 
 
@@ -52,11 +57,23 @@ def _apply(state: SlackState, ru: ResponseUrl, payload: JSON) -> ApiResult:
     response_type = payload.get("response_type") or "ephemeral"
     if response_type == "in_channel":
         thread_ts = thread_arg(state, ru.channel, payload)
-        state.post(ru.channel, content.text or "", content.blocks or [], via="response_url",
-                   thread_ts=thread_ts, attachments=content.attachments)
+        state.post(
+            ru.channel,
+            content.text or "",
+            content.blocks or [],
+            via="response_url",
+            thread_ts=thread_ts,
+            attachments=content.attachments,
+        )
     elif response_type == "ephemeral":
-        eph = state.post_ephemeral(ru.channel, ru.user, content.text or "", content.blocks or [],
-                                   via="response_url", thread_ts=payload.get("thread_ts"))
+        eph = state.post_ephemeral(
+            ru.channel,
+            ru.user,
+            content.text or "",
+            content.blocks or [],
+            via="response_url",
+            thread_ts=payload.get("thread_ts"),
+        )
         if ru.message_ts is None and ru.ephemeral_ts is None:
             ru.ephemeral_ts = eph.ts
     else:
@@ -76,7 +93,9 @@ def _delete_original(state: SlackState, ru: ResponseUrl) -> None:
         raise Refusal("message_not_found", "[ERROR] no original message to delete", status=404)
 
 
-def _replace_original(state: SlackState, ru: ResponseUrl, text: str | None, blocks: list[JSON] | None) -> None:
+def _replace_original(
+    state: SlackState, ru: ResponseUrl, text: str | None, blocks: list[JSON] | None
+) -> None:
     """Replace the message the interaction came from (or this URL's earlier ephemeral response)."""
     msg = state.find_message(ru.channel, ru.message_ts) if ru.message_ts else None
     if msg is not None:

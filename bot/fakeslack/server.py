@@ -84,10 +84,11 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith("/api/"):
             auth = self.headers.get("Authorization") or ""
             bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-            result = fake._serve_api(verb, parts.path[5:], parts.query, body,
-                                     self.headers.get("Content-Type") or "", bearer)
+            result = fake._serve_api(
+                verb, parts.path[5:], parts.query, body, self.headers.get("Content-Type") or "", bearer
+            )
         elif parts.path.startswith("/response/") and verb == "POST":
-            result = fake._serve_response_url(parts.path[len("/response/"):], body)
+            result = fake._serve_response_url(parts.path[len("/response/") :], body)
         else:
             result = ApiResult(404, {"ok": False, "error": "not_found"})
         payload = json.dumps(result.body).encode("utf-8")
@@ -103,18 +104,37 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeSlack:
     """A strict fake of Slack's Web API and response_urls on a real local HTTP server."""
 
-    def __init__(self, token: str = "xoxb-fake-token", signing_secret: str = "fake-signing-secret", *,
-                 host: str = "127.0.0.1", port: int = 0, workspace: Workspace | None = None,
-                 channels: Mapping[str, str] | None = None, users: Mapping[str, str] | None = None,
-                 rate_burst: float = 3, rate_per_second: float | None = 1.0, limits: Limits = DEFAULT_LIMITS,
-                 policy: Policy | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        token: str = "xoxb-fake-token",
+        signing_secret: str = "fake-signing-secret",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        workspace: Workspace | None = None,
+        channels: Mapping[str, str] | None = None,
+        users: Mapping[str, str] | None = None,
+        rate_burst: float = 3,
+        rate_per_second: float | None = 1.0,
+        limits: Limits = DEFAULT_LIMITS,
+        policy: Policy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.token = token
         self.signing_secret = signing_secret
         self.workspace = workspace or Workspace()
         self._host, self._port = host, port
-        self._state = SlackState(token, self.workspace, channels=DEFAULT_CHANNELS if channels is None else channels,
-                                 users=users or {}, limits=limits, policy=policy, rate_burst=rate_burst,
-                                 rate_per_second=rate_per_second, clock=clock)
+        self._state = SlackState(
+            token,
+            self.workspace,
+            channels=DEFAULT_CHANNELS if channels is None else channels,
+            users=users or {},
+            limits=limits,
+            policy=policy,
+            rate_burst=rate_burst,
+            rate_per_second=rate_per_second,
+            clock=clock,
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -129,8 +149,9 @@ class FakeSlack:
         self._server = server
         with self._state.lock:
             self._state.base_url = self.url
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-slack", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -147,8 +168,9 @@ class FakeSlack:
     def __enter__(self) -> FakeSlack:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -206,15 +228,30 @@ class FakeSlack:
 
     # --- fault injection --------------------------------------------------------------------------
 
-    def inject(self, method: str | None = None, *, status: int | None = None, retry_after: int | None = None,
-               error: str | None = None, delay: float = 0.0, times: int | None = 1,
-               channel: str | None = None) -> Fault:
+    def inject(
+        self,
+        method: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: int | None = None,
+        error: str | None = None,
+        delay: float = 0.0,
+        times: int | None = 1,
+        channel: str | None = None,
+    ) -> Fault:
         """Make the next `times` matching calls (None: all) fail with `status`/`error` and/or answer after `delay` s.
 
         `method` is a Web API method name, "response_url", or None for every request.
         """
-        fault = Fault(method=method, status=status, retry_after=retry_after, error=error, delay=delay,
-                      times=times, channel=self.channel_id(channel) if channel else None)
+        fault = Fault(
+            method=method,
+            status=status,
+            retry_after=retry_after,
+            error=error,
+            delay=delay,
+            times=times,
+            channel=self.channel_id(channel) if channel else None,
+        )
         with self._state.lock:
             return self._state.faults.add(fault)
 
@@ -235,8 +272,9 @@ class FakeSlack:
         with self._state.lock:
             return self._state.issue_trigger(self.user(user)[0])
 
-    def issue_response_url(self, channel: str, user: str, *, message_ts: str | None = None,
-                           ephemeral_ts: str | None = None) -> str:
+    def issue_response_url(
+        self, channel: str, user: str, *, message_ts: str | None = None, ephemeral_ts: str | None = None
+    ) -> str:
         """A new response_url for a command or interaction by `user` in `channel`."""
         cid, uid = self.channel_id(channel), self.user(user)[0]
         with self._state.lock:
@@ -273,15 +311,21 @@ class FakeSlack:
         cid = self.channel_id(channel) if channel else None
         uid = self.user(user)[0] if user else None
         with self._state.lock:
-            return [copy.deepcopy(e) for e in self._state.ephemerals
-                    if (cid is None or e.channel == cid) and (uid is None or e.user == uid)]
+            return [
+                copy.deepcopy(e)
+                for e in self._state.ephemerals
+                if (cid is None or e.channel == cid) and (uid is None or e.user == uid)
+            ]
 
     def views(self, kind: str | None = None, user: str | None = None) -> list[View]:
         """Modals opened and home tabs published, optionally filtered by type and user."""
         uid = self.user(user)[0] if user else None
         with self._state.lock:
-            return [copy.deepcopy(v) for v in self._state.views.values()
-                    if (kind is None or v.type == kind) and (uid is None or v.user == uid)]
+            return [
+                copy.deepcopy(v)
+                for v in self._state.views.values()
+                if (kind is None or v.type == kind) and (uid is None or v.user == uid)
+            ]
 
     def view(self, view_id: str) -> View | None:
         """One view by id."""
@@ -304,8 +348,12 @@ class FakeSlack:
     def response_posts(self, response_url: str | None = None) -> list[ResponsePost]:
         """What the bot POSTed to response_urls (optionally one URL), in order."""
         with self._state.lock:
-            posts = [p for ru in self._state.response_urls.values()
-                     if response_url is None or ru.url == response_url for p in ru.posts]
+            posts = [
+                p
+                for ru in self._state.response_urls.values()
+                if response_url is None or ru.url == response_url
+                for p in ru.posts
+            ]
         return sorted(copy.deepcopy(posts), key=lambda p: p.at)
 
     def wait_for(self, probe: Callable[[], T | None], timeout: float = 5.0) -> T:
@@ -321,15 +369,21 @@ class FakeSlack:
                     raise TimeoutError(f"fake Slack: condition not met within {timeout}s")
                 self._state.changed.wait(min(remaining, 0.25))
 
-    def wait_for_message(self, channel: str, match: str | Callable[[Message], bool] | None = None,
-                         timeout: float = 5.0) -> Message:
+    def wait_for_message(
+        self, channel: str, match: str | Callable[[Message], bool] | None = None, timeout: float = 5.0
+    ) -> Message:
         """The first message in `channel` whose text/blocks contain `match` (or satisfy it), waiting if needed."""
+
         def probe() -> Message | None:
             for msg in self.messages(channel):
-                if match is None or (callable(match) and match(msg)) or (
-                        isinstance(match, str) and (match in msg.text or match in json.dumps(msg.blocks))):
+                if (
+                    match is None
+                    or (callable(match) and match(msg))
+                    or (isinstance(match, str) and (match in msg.text or match in json.dumps(msg.blocks)))
+                ):
                     return msg
             return None
+
         return self.wait_for(probe, timeout)
 
     def transcript(self, channel: str, *, include_ephemeral: bool = True) -> str:
@@ -337,8 +391,11 @@ class FakeSlack:
         cid = self.channel_id(channel)
         with self._state.lock:
             msgs = copy.deepcopy(live_messages(self._state, cid, include_deleted=False))
-            ephs = [copy.deepcopy(e) for e in self._state.ephemerals
-                    if include_ephemeral and e.channel == cid and not e.deleted]
+            ephs = [
+                copy.deepcopy(e)
+                for e in self._state.ephemerals
+                if include_ephemeral and e.channel == cid and not e.deleted
+            ]
             names = dict(self._state.users)
             names[self.workspace.bot_user_id] = self.workspace.bot_user_name
             title = f"#{self._state.channel_name(cid)} ({cid})"
@@ -352,8 +409,9 @@ class FakeSlack:
 
     # --- request handling (called from server threads) --------------------------------------------
 
-    def _serve_api(self, verb: str, method: str, query: str, body: bytes, content_type: str,
-                   bearer: str | None) -> ApiResult:
+    def _serve_api(
+        self, verb: str, method: str, query: str, body: bytes, content_type: str, bearer: str | None
+    ) -> ApiResult:
         args, problem = parse_args(query, body, content_type)
         state = self._state
         with state.lock:
@@ -362,11 +420,22 @@ class FakeSlack:
         result = self._faulted(fault)
         if result is None:
             with state.lock:
-                result = problem or dispatch(state, method, args, bearer, content_type.startswith("application/json"))
+                result = problem or dispatch(
+                    state, method, args, bearer, content_type.startswith("application/json")
+                )
         with state.lock:
             recorded = {k: ("***" if k == "token" else v) for k, v in args.items()}
-            state.record(Call(method=method, args=recorded, at=state.wall(), status=result.status,
-                              body=result.body, http_verb=verb, content_type=content_type))
+            state.record(
+                Call(
+                    method=method,
+                    args=recorded,
+                    at=state.wall(),
+                    status=result.status,
+                    body=result.body,
+                    http_verb=verb,
+                    content_type=content_type,
+                )
+            )
         return result
 
     def _serve_response_url(self, url_id: str, body: bytes) -> ApiResult:
@@ -382,8 +451,16 @@ class FakeSlack:
                 args = json.loads(body or b"{}")
             except ValueError:
                 args = {"raw": body.decode("utf-8", "replace")}
-            state.record(Call(method=RESPONSE_URL_METHOD, args={"url_id": url_id, "body": args}, at=state.wall(),
-                              status=result.status, body=result.body, content_type="application/json"))
+            state.record(
+                Call(
+                    method=RESPONSE_URL_METHOD,
+                    args={"url_id": url_id, "body": args},
+                    at=state.wall(),
+                    status=result.status,
+                    body=result.body,
+                    content_type="application/json",
+                )
+            )
         return result
 
     @staticmethod

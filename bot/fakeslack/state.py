@@ -50,10 +50,20 @@ class Policy:
 class SlackState:
     """Everything the fake knows; every method expects `lock` to be held by the caller."""
 
-    def __init__(self, token: str, workspace: Workspace, *, channels: Mapping[str, str],
-                 users: Mapping[str, str], limits: Limits = DEFAULT_LIMITS, policy: Policy | None = None,
-                 rate_burst: float = 3, rate_per_second: float | None = 1.0,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        token: str,
+        workspace: Workspace,
+        *,
+        channels: Mapping[str, str],
+        users: Mapping[str, str],
+        limits: Limits = DEFAULT_LIMITS,
+        policy: Policy | None = None,
+        rate_burst: float = 3,
+        rate_per_second: float | None = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.token = token
         self.workspace = workspace
         self.limits = limits
@@ -129,14 +139,35 @@ class SlackState:
 
     # --- messages ---------------------------------------------------------------------------------
 
-    def post(self, channel: str, text: str, blocks: list[JSON], *, via: str, thread_ts: str | None = None,
-             reply_broadcast: bool = False, attachments: list[JSON] | None = None,
-             metadata: JSON | None = None) -> Message:
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[JSON],
+        *,
+        via: str,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
+        attachments: list[JSON] | None = None,
+        metadata: JSON | None = None,
+    ) -> Message:
         """Store a new bot message in `channel` and return it."""
         ws = self.workspace
-        msg = Message(channel=channel, ts=self.next_ts(), text=text, blocks=blocks, user=ws.bot_user_id,
-                      bot_id=ws.bot_id, team=ws.team_id, thread_ts=thread_ts, reply_broadcast=reply_broadcast,
-                      attachments=attachments or [], metadata=metadata, via=via, posted_at=self.wall())
+        msg = Message(
+            channel=channel,
+            ts=self.next_ts(),
+            text=text,
+            blocks=blocks,
+            user=ws.bot_user_id,
+            bot_id=ws.bot_id,
+            team=ws.team_id,
+            thread_ts=thread_ts,
+            reply_broadcast=reply_broadcast,
+            attachments=attachments or [],
+            metadata=metadata,
+            via=via,
+            posted_at=self.wall(),
+        )
         self.messages.setdefault(channel, {})[msg.ts] = msg
         return msg
 
@@ -160,11 +191,27 @@ class SlackState:
         if blocks is not None:
             msg.blocks = blocks
 
-    def post_ephemeral(self, channel: str, user: str, text: str, blocks: list[JSON], *, via: str,
-                       thread_ts: str | None = None) -> Ephemeral:
+    def post_ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        blocks: list[JSON],
+        *,
+        via: str,
+        thread_ts: str | None = None,
+    ) -> Ephemeral:
         """Store a message only `user` sees and return it."""
-        eph = Ephemeral(channel=channel, user=user, ts=self.next_ts(), text=text, blocks=blocks,
-                        thread_ts=thread_ts, via=via, posted_at=self.wall())
+        eph = Ephemeral(
+            channel=channel,
+            user=user,
+            ts=self.next_ts(),
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            via=via,
+            posted_at=self.wall(),
+        )
         self.ephemerals.append(eph)
         return eph
 
@@ -195,14 +242,21 @@ class SlackState:
             return "expired_trigger_id"
         return None
 
-    def issue_response_url(self, channel: str, user: str, *, message_ts: str | None = None,
-                           ephemeral_ts: str | None = None) -> str:
+    def issue_response_url(
+        self, channel: str, user: str, *, message_ts: str | None = None, ephemeral_ts: str | None = None
+    ) -> str:
         """Hand out a new response_url tied to `channel`, `user` and optionally the message acted on."""
         url_id = f"{self.workspace.team_id}/{self.new_id('B')}/{secrets.token_urlsafe(18)}"
         url = f"{self.base_url}/response/{url_id}"
-        self.response_urls[url_id] = ResponseUrl(id=url_id, url=url, channel=channel, user=user,
-                                                 issued_at=self.clock(), message_ts=message_ts,
-                                                 ephemeral_ts=ephemeral_ts)
+        self.response_urls[url_id] = ResponseUrl(
+            id=url_id,
+            url=url,
+            channel=channel,
+            user=user,
+            issued_at=self.clock(),
+            message_ts=message_ts,
+            ephemeral_ts=ephemeral_ts,
+        )
         return url
 
     # --- views ------------------------------------------------------------------------------------
@@ -216,8 +270,16 @@ class SlackState:
             existing.revisions.append(existing.payload)
             existing.payload, existing.hash, existing.via = payload, view_hash, via
             return existing
-        view = View(id=self.new_id("V"), type=kind, user=user, payload=payload, hash=view_hash,
-                    opened_at=self.clock(), via=via, trigger_id=trigger_id)
+        view = View(
+            id=self.new_id("V"),
+            type=kind,
+            user=user,
+            payload=payload,
+            hash=view_hash,
+            opened_at=self.clock(),
+            via=via,
+            trigger_id=trigger_id,
+        )
         self.views[view.id] = view
         if kind == "home":
             self.home_views[user] = view.id

@@ -7,8 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Slack error names that go with the HTTP statuses a fault can return.
-_STATUS_ERRORS: dict[int, str] = {429: "ratelimited", 500: "internal_error", 502: "bad_gateway",
-                                  503: "service_unavailable", 504: "request_timeout"}
+_STATUS_ERRORS: dict[int, str] = {
+    429: "ratelimited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "request_timeout",
+}
 
 
 def error_for_status(status: int) -> str:

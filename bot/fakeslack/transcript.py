@@ -117,12 +117,17 @@ def render(title: str, messages: list[Message], ephemerals: list[Ephemeral], nam
     for e in ephemerals:
         if e.thread_ts:
             threaded_ephemeral.setdefault(e.thread_ts, []).append(e)
-    items: list[tuple[str, Message | Ephemeral]] = [(m.ts, m) for m in parents] + [(e.ts, e) for e in top_ephemeral]
+    items: list[tuple[str, Message | Ephemeral]] = [(m.ts, m) for m in parents] + [
+        (e.ts, e) for e in top_ephemeral
+    ]
     lines = [title, "=" * len(title)]
     for _, item in sorted(items, key=lambda pair: _ts_key(pair[0])):
         lines.extend(_render_item(item, names, ""))
         if isinstance(item, Message):
-            children: list[Message | Ephemeral] = [*replies.get(item.ts, []), *threaded_ephemeral.get(item.ts, [])]
+            children: list[Message | Ephemeral] = [
+                *replies.get(item.ts, []),
+                *threaded_ephemeral.get(item.ts, []),
+            ]
             for child in sorted(children, key=lambda c: _ts_key(c.ts)):
                 lines.extend(_render_item(child, names, "    ↳ "))
     if len(lines) == 2:
