@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -98,6 +99,83 @@ def _event(row: sa.Row[Any]) -> AuditEvent:
         prev_hash=m["prev_hash"],
         hash=m["hash"],
     )
+
+
+def _held() -> sa.ColumnElement[bool]:
+    """True while the intent runs under the lease in :lease_intent/:lease_token: the fence on executor writes."""
+    return sa.exists().where(
+        t.intents.c.id == sa.bindparam("lease_intent"),
+        t.intents.c.lease_token == sa.bindparam("lease_token"),
+        t.intents.c.status == IntentStatus.RUNNING.value,
+    )
+
+
+_STEP_COLUMNS = ("intent_id", "seq", "name", "status", "idempotency_token", "external_ids", "output", "error",
+                 "attempts", "started_at", "finished_at")
+# Built once: the hot path binds values into these instead of building expressions per step.
+_FENCED_START = (
+    sa.insert(t.steps)
+    .from_select(list(_STEP_COLUMNS),
+                 sa.select(*[sa.bindparam(f"v_{c}", type_=t.steps.c[c].type) for c in _STEP_COLUMNS]).where(_held()))
+)
+_FENCED_OUTCOME = {
+    frozenset(cols): sa.update(t.steps)
+    .where(t.steps.c.intent_id == sa.bindparam("lease_intent"), t.steps.c.seq == sa.bindparam("step_seq"), _held())
+    .values({c: sa.bindparam(f"v_{c}", type_=t.steps.c[c].type) for c in cols})
+    for cols in (("status", "output", "external_ids", "finished_at"), ("external_ids",))
+}
+
+
+class _Prepared:
+    """A statement compiled once per dialect and run straight on the driver's cursor: the hot path's two writes."""
+
+    def __init__(self, stmt: sa.Executable, dialect: sa.Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.order = compiled.positiontup
+        self.defaults = {name: bind.value for name, bind in compiled.binds.items()}
+        self.processors = {name: proc for name, bind in compiled.binds.items()
+                           if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+
+    def run(self, conn: sa.Connection, values: dict[str, Any]) -> int:
+        merged = {**self.defaults, **values}
+        for name, proc in self.processors.items():
+            merged[name] = proc(merged[name])
+        args: Any = tuple(merged[n] for n in self.order) if self.order else merged
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self.sql, args)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+
+def _lease_params(lease: Lease) -> dict[str, Any]:
+    return {"lease_intent": lease.intent_id, "lease_token": lease.token}
+
+
+def _step_values(
+    status: StepStatus | None = None,
+    external_ids: dict[str, Any] | None = None,
+    output: dict[str, Any] | None = None,
+    error: str | None = None,
+    attempts: int | None = None,
+    finished_at: datetime | None = None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if status is not None:
+        values["status"] = status.value
+    if external_ids is not None:
+        values["external_ids"] = redact(external_ids)
+    if output is not None:
+        values["output"] = redact(output)
+    if error is not None:
+        values["error"] = redact(error)
+    if attempts is not None:
+        values["attempts"] = attempts
+    if finished_at is not None:
+        values["finished_at"] = finished_at
+    return values
 
 
 class SqlTx:
@@ -234,37 +312,10 @@ class SqlTx:
             )
         )
 
-    def update_step(
-        self,
-        intent_id: IntentId,
-        seq: int,
-        *,
-        status: StepStatus | None = None,
-        external_ids: dict[str, Any] | None = None,
-        output: dict[str, Any] | None = None,
-        error: str | None = None,
-        attempts: int | None = None,
-        finished_at: datetime | None = None,
-    ) -> None:
-        values: dict[str, Any] = {}
-        if status is not None:
-            values["status"] = status.value
-        if external_ids is not None:
-            values["external_ids"] = redact(external_ids)
-        if output is not None:
-            values["output"] = redact(output)
-        if error is not None:
-            values["error"] = redact(error)
-        if attempts is not None:
-            values["attempts"] = attempts
-        if finished_at is not None:
-            values["finished_at"] = finished_at
+    def update_step(self, intent_id: IntentId, seq: int, **changes: Any) -> None:
         self._c.execute(
-            sa.update(t.steps).where(t.steps.c.intent_id == intent_id, t.steps.c.seq == seq).values(**values)
+            sa.update(t.steps).where(t.steps.c.intent_id == intent_id, t.steps.c.seq == seq).values(**_step_values(**changes))
         )
-
-    def delete_steps_from(self, intent_id: IntentId, seq: int) -> None:
-        self._c.execute(sa.delete(t.steps).where(t.steps.c.intent_id == intent_id, t.steps.c.seq >= seq))
 
     # approvals ---------------------------------------------------------------------------------
     def add_approval(self, approval: Approval) -> None:
@@ -334,15 +385,79 @@ class SqlTx:
 
 
 class SqlStore:
-    """The intent store; `transaction()` is the unit of work the engine composes its writes in."""
+    """The intent store; `transaction()` is the unit of work the engine composes its writes in.
+
+    The executor's hot path does not use it: `checkpoint_started` and `checkpoint_outcome` are each one
+    fenced statement, committed on their own (autocommit) on a connection the executor pins for a run.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._local = threading.local()
+        self._fenced_start = _Prepared(_FENCED_START, engine.dialect)
+        self._fenced_outcome = {cols: _Prepared(stmt, engine.dialect) for cols, stmt in _FENCED_OUTCOME.items()}
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         with self.engine.begin() as conn:
             yield SqlTx(conn)
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Hold one autocommit connection for this thread's checkpoints until the block ends."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _autocommit(self) -> Iterator[sa.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.pinned():
+            yield self._local.conn
+
+    def checkpoint_started(self, lease: Lease, record: StepRecord) -> None:
+        """Record "started" before a side effect, only while `lease` still holds the intent."""
+        params = {
+            "v_intent_id": record.intent_id, "v_seq": record.seq, "v_name": record.name, "v_status": record.status.value,
+            "v_idempotency_token": record.idempotency_token, "v_external_ids": redact(record.external_ids),
+            "v_output": redact(record.output), "v_error": record.error, "v_attempts": record.attempts,
+            "v_started_at": record.started_at, "v_finished_at": record.finished_at, **_lease_params(lease),
+        }
+        with self._autocommit() as conn:
+            rowcount = self._fenced_start.run(conn, params)
+        if rowcount != 1:
+            raise LeaseLost(f"lease on intent {lease.intent_id} is no longer held by {lease.owner}")
+
+    def checkpoint_outcome(self, lease: Lease, seq: int, **changes: Any) -> None:
+        """Record a step's outcome (or newly known external ids), only while `lease` still holds the intent."""
+        values = _step_values(**changes)
+        prepared = self._fenced_outcome.get(frozenset(values))
+        with self._autocommit() as conn:
+            if prepared is not None:
+                params = {f"v_{k}": v for k, v in values.items()} | _lease_params(lease) | {"step_seq": seq}
+                rowcount = prepared.run(conn, params)
+            else:
+                rowcount = conn.execute(
+                    sa.update(t.steps)
+                    .where(t.steps.c.intent_id == lease.intent_id, t.steps.c.seq == seq, _held())
+                    .values(**values),
+                    _lease_params(lease),
+                ).rowcount
+        if rowcount != 1:
+            raise LeaseLost(f"lease on intent {lease.intent_id} is no longer held by {lease.owner}")
+
+    def renew_lease(self, lease: Lease, until: datetime) -> None:
+        with self._autocommit() as conn:
+            SqlTx(conn).renew_lease(lease, until)
 
     def verify_audit(self) -> AuditReport:
         """Walk the chain: an edited row breaks its hash, a deleted one breaks the sequence or the links."""

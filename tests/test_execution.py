@@ -245,3 +245,17 @@ def test_lost_executor_is_resumed_by_the_reconciler(runtime: Runtime, aws: str, 
     [done] = Executor(runtime, "alive").run_once()
     assert done.status is IntentStatus.SUCCEEDED
     assert "executor_lost" in kinds(runtime, intent_id)
+
+
+def test_recorded_step_name_differing_from_the_code_is_unsafe(runtime: Runtime, aws: str) -> None:
+    """A checkpoint recorded under another step name is an error to surface, never a guess to replay."""
+    from workflows.model import IntentId, StepRecord
+
+    create_source(aws)
+    intent_id = approved(runtime)
+    [claimed] = Executor(runtime, "x").claim(1)
+    with runtime.store.transaction() as tx:
+        tx.insert_step(StepRecord(IntentId(intent_id), 1, "create_cluster", StepStatus.SUCCEEDED, "t", 1, runtime.clock.now()))
+    intent = Executor(runtime, "x").drive(claimed)
+    assert intent.status is IntentStatus.UNSAFE and "create_cluster" in (intent.status_reason or "")
+    assert replicas(aws) == []

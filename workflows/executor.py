@@ -154,7 +154,8 @@ class Executor:
     def drive(self, intent: Intent) -> Intent:
         structlog.contextvars.bind_contextvars(intent_id=intent.id, workflow=intent.workflow, plan_hash=intent.plan_hash[:12])
         try:
-            return _Run(self, intent).go()
+            with self.rt.store.pinned():
+                return _Run(self, intent).go()
         except LeaseLost as exc:
             log.warning("lease_lost", reason=str(exc))
             with self.rt.store.transaction() as tx:
@@ -178,6 +179,8 @@ class _Run:
         self.params = self.spec.params.model_validate(intent.params)
         self.env = self.rt.config.environment(intent.environment)
         self.outputs: dict[str, dict[str, Any]] = {}
+        self.ids: dict[int, dict[str, Any]] = {}  # external ids per step, as durably recorded
+        self.renewed_at = self.now()
 
     def now(self) -> datetime:
         return self.rt.clock.now()
@@ -190,17 +193,21 @@ class _Run:
             if self.intent.mode is Mode.FORWARD and not records:
                 self._gate()
             replayed = []
-            for ps in planned_steps(self.spec, self.wf, self.intent.mode, records):
+            plan = planned_steps(self.spec, self.wf, self.intent.mode, records)
+            for ps in plan:
                 rec = records.get(ps.seq)
                 if rec is not None and rec.name != ps.step.name:
                     raise CheckpointMismatch(f"step {ps.seq} was recorded as {rec.name!r} but the code now says {ps.step.name!r}")
+                if rec is not None:
+                    self.ids[ps.seq] = dict(rec.external_ids)
                 if rec is not None and rec.status is StepStatus.SUCCEEDED:
                     self.outputs[ps.step.name] = rec.output
                     replayed.append(ps.step.name)
                     continue
                 self.outputs[ps.step.name] = self._step(ps, rec)
             final = IntentStatus.SUCCEEDED if self.intent.mode is Mode.FORWARD else IntentStatus.COMPENSATED
-            return self._finish(final, "all steps done and postconditions verified", final.value, replayed=replayed)
+            changed = {ps.step.name: self.ids[ps.seq] for ps in plan if self.ids.get(ps.seq)}
+            return self._finish(final, "all steps done and postconditions verified", final.value, replayed=replayed, external_ids=changed)
         except _Stop as stop:
             return self._finish(stop.status, stop.reason, stop.kind, **stop.extra)
         except CheckpointMismatch as exc:
@@ -236,19 +243,24 @@ class _Run:
     # steps ---------------------------------------------------------------------------------------
     def _ctx(self, ps: PlannedStep, token: str) -> StepContext:
         def checkpoint(ids: dict[str, Any]) -> None:
-            with self.rt.store.transaction() as tx:
-                self._fence(tx)
-                current = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq]
-                tx.update_step(self.intent.id, ps.seq, external_ids={**current.external_ids, **ids})
+            merged = {**self.ids.get(ps.seq, {}), **ids}
+            self.rt.store.checkpoint_outcome(self.lease, ps.seq, external_ids=merged)
+            self.ids[ps.seq] = merged
 
         return StepContext(self.intent, self.params, self.env, self.rt.adapters, token, self.outputs, self.now, checkpoint)
 
     def _fence(self, tx: StoreTx) -> None:
         tx.renew_lease(self.lease, self.now() + timedelta(seconds=self.rt.lease_seconds))
+        self.renewed_at = self.now()
 
     def _heartbeat(self) -> None:
-        with self.rt.store.transaction() as tx:
-            self._fence(tx)
+        self.rt.store.renew_lease(self.lease, self.now() + timedelta(seconds=self.rt.lease_seconds))
+        self.renewed_at = self.now()
+
+    def _keep_lease(self) -> None:
+        """Renew only when a third of the lease has passed: a run of quick steps costs no extra writes."""
+        if (self.now() - self.renewed_at).total_seconds() >= self.rt.lease_seconds / 3:
+            self._heartbeat()
 
     def _token(self, ps: PlannedStep) -> str:
         return f"{self.intent.id}-{ps.seq}-{ps.step.name}"[:200]
@@ -297,22 +309,31 @@ class _Run:
         return self._record_done(ps, outcome, resolved=False)
 
     def _call_with_retries(self, ps: PlannedStep, ctx: StepContext) -> StepOutcome:
+        """First attempt straight away; on a transient error the retry policy takes over (stamina)."""
+
+        def call() -> StepOutcome:
+            return call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name,
+                                     heartbeat=self._heartbeat, every=self.rt.lease_seconds / 3)
+
         policy = self.spec.retry
+        try:
+            return call()
+        except TransientError as exc:
+            if policy.attempts <= 1:
+                raise
+            log.info("step_transient_error", step=ps.step.name, error=str(exc))
         for attempt in stamina.retry_context(
             on=TransientError,
-            attempts=policy.attempts,
+            attempts=policy.attempts - 1,
             wait_initial=policy.initial_delay,
             wait_max=policy.max_delay,
             wait_jitter=policy.initial_delay / 2,
             timeout=ps.step.timeout,
         ):
             with attempt:
-                if attempt.num > 1:
-                    log.info("step_retry", step=ps.step.name, attempt=attempt.num)
-                    with self.rt.store.transaction() as tx:
-                        self._fence(tx)
-                return call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name,
-                                         heartbeat=self._heartbeat, every=self.rt.lease_seconds / 3)
+                log.info("step_retry", step=ps.step.name, attempt=attempt.num + 1)
+                self._heartbeat()
+                return call()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _unknown_then_observe(self, ps: PlannedStep, ctx: StepContext, reason: str, attempts: int) -> dict[str, Any]:
@@ -359,11 +380,11 @@ class _Run:
 
     # records -------------------------------------------------------------------------------------
     def _record_started(self, ps: PlannedStep) -> StepRecord:
-        now = self.now()
-        rec = StepRecord(self.intent.id, ps.seq, ps.step.name, StepStatus.STARTED, self._token(ps), 1, now)
-        with self.rt.store.transaction() as tx:
-            self._fence(tx)
-            tx.insert_step(rec)
+        """The write before the side effect: one fenced INSERT, committed."""
+        self._keep_lease()
+        rec = StepRecord(self.intent.id, ps.seq, ps.step.name, StepStatus.STARTED, self._token(ps), 1, self.now())
+        self.rt.store.checkpoint_started(self.lease, rec)
+        self.ids[ps.seq] = {}
         return rec
 
     def _restart(self, ps: PlannedStep, attempts: int, why: str) -> None:
@@ -373,14 +394,19 @@ class _Run:
             tx.append_event(EventDraft("step_rerun", self.lease.owner, {"step": ps.step.name, "attempt": attempts, "why": why}, self.intent.id), self.now())
 
     def _record_done(self, ps: PlannedStep, done: Done, resolved: bool) -> dict[str, Any]:
+        """The write after the side effect: one fenced UPDATE, committed; resolutions are also audited."""
         now = self.now()
-        with self.rt.store.transaction() as tx:
-            self._fence(tx)
-            current = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq] if (done.external_ids or resolved) else None
-            ids = {**(current.external_ids if current else {}), **done.external_ids}
-            tx.update_step(self.intent.id, ps.seq, status=StepStatus.SUCCEEDED, output=done.output, external_ids=ids, finished_at=now)
-            kind = "step_resolved_by_observation" if resolved else "step_succeeded"
-            tx.append_event(EventDraft(kind, self.lease.owner, {"step": ps.step.name, "external_ids": ids}, self.intent.id), now)
+        ids = {**self.ids.get(ps.seq, {}), **done.external_ids}
+        outcome = {"status": StepStatus.SUCCEEDED, "output": done.output, "external_ids": ids, "finished_at": now}
+        if resolved:
+            with self.rt.store.transaction() as tx:
+                self._fence(tx)
+                tx.update_step(self.intent.id, ps.seq, **outcome)
+                tx.append_event(EventDraft("step_resolved_by_observation", self.lease.owner,
+                                           {"step": ps.step.name, "how": done.how, "external_ids": ids}, self.intent.id), now)
+        else:
+            self.rt.store.checkpoint_outcome(self.lease, ps.seq, **outcome)
+        self.ids[ps.seq] = ids
         self.rt.faults.reached(fault_point(ps.step.name, "after_checkpoint"))
         return done.output
 

@@ -1,0 +1,65 @@
+"""The break-glass CLI: same policy as Slack, clear errors, never a stack trace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import CONFIG, create_source
+
+
+@pytest.fixture
+def cli(tmp_path: Path, aws: str) -> object:
+    config = tmp_path / "opsbot.yml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSBOT_")}
+    env.update(OPSBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'o.db'}", OPSBOT_CONFIG=str(config), AWS_ENDPOINT_URL=aws)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+    assert run("db", "upgrade").returncode == 0
+    return run
+
+
+def test_cli_refuses_self_approval_and_runs_after_a_peer_approves(cli: object, aws: str) -> None:
+    """The requester's own approval exits 2 with the reason; another approver's approval runs the intent."""
+    create_source(aws)
+    run = cli  # type: ignore[assignment]
+    req = run("request", "rds.create-replica", "source=billing-db", "replica=billing-db-r1", "env=prod", "--actor", "bob")
+    assert req.returncode == 0 and "plan hash" in req.stdout
+    intent_id = req.stdout.rsplit("opsbot approve", 1)[1].split()[0]
+    own = run("approve", intent_id, "--actor", "bob")
+    assert own.returncode == 2 and "your own request" in own.stderr and "Traceback" not in own.stderr
+    assert run("approve", intent_id, "--actor", "erin").returncode == 0
+    assert run("reconcile", "--once").returncode == 0
+    shown = run("intents", "show", intent_id)
+    assert "succeeded" in shown.stdout and "replica_id=billing-db-r1" in shown.stdout
+    assert "the four answers" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("request", "rds.create-replica", "source=billing-db", "replica", "env=prod"), "expected key=value"),
+        (("request", "rds.nope", "a=b", "env=prod"), "unknown workflow"),
+        (("request", "rds.create-replica", "source=billing-db", "replica=r1"), "environment"),
+        (("request", "rds.create-replica", "source=billing-db", "replica=r1", "env=qa"), "unknown environment"),
+        (("request", "rds.create-replica", "source=billing-db", "env=prod"), "replica: required"),
+        (("approve", "does-not-exist"), "no intent"),
+        (("retry", "does-not-exist", "--reason", "x"), "no intent"),
+    ],
+)
+def test_cli_bad_input_gets_a_specific_error_and_changes_nothing(cli: object, aws: str, args: tuple[str, ...], message: str) -> None:
+    """Each malformed command exits 2 with a message naming the problem and leaves the store empty."""
+    create_source(aws)
+    run = cli  # type: ignore[assignment]
+    result = run(*args, "--actor", "alice")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "rds.create-replica" not in run("intents", "list").stdout

@@ -1,0 +1,115 @@
+"""Structural contracts: import layering, schema migrations, configuration, the registry."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from pydantic import BaseModel
+
+from store.db import make_engine
+from store.tables import metadata
+from workflows.config import parse_config
+from workflows.errors import ConfigError, UnknownWorkflow
+from workflows.registry import Postcondition, Registry, Risk, Rollback, Step, Workflow, workflow
+from tests.conftest import CONFIG
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_engine_never_imports_slack_boto3_or_psycopg() -> None:
+    """import-linter's contracts hold: the engine talks to the outside only through its Protocols."""
+    result = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--config", str(ROOT / ".importlinter")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 kept, 0 broken" in result.stdout
+
+
+def test_migrations_produce_exactly_the_models_schema(db_url: str) -> None:
+    """Alembic's head and the SQLModel tables agree: autogenerate finds nothing to change."""
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_config_rejects_unknown_keys_with_their_path() -> None:
+    """A typo in the config names the key and where it is."""
+    bad = {**CONFIG, "environments": {"prod": {"aws_region": "us-east-1", "incident_chanel": "C1"}}}
+    with pytest.raises(ConfigError, match=r"environments\.prod\.incident_chanel: unknown key"):
+        parse_config(bad)
+
+
+def test_config_refuses_a_dsn_where_an_env_var_name_belongs() -> None:
+    """Secrets never live in the config: a DSN given as dsn_env is rejected without echoing it."""
+    bad = {**CONFIG, "environments": {"prod": {"databases": {"b": {"dsn_env": "postgresql://u:hunter2@h/db"}}}}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(bad)
+    assert "hunter2" not in str(info.value) and "environment variable name" in str(info.value)
+
+
+def test_config_policy_must_name_defined_roles() -> None:
+    """A policy naming a role that does not exist is a configuration error."""
+    bad = {**CONFIG, "policies": {"rds.create-replica": {"request": ["dba"], "approve": ["dba-boss"]}}}
+    with pytest.raises(ConfigError, match="dba-boss"):
+        parse_config(bad)
+
+
+class _Params(BaseModel):
+    name: str
+
+
+def test_registry_decorator_returns_the_class_and_registries_are_independent() -> None:
+    """Registering into one registry leaves another untouched; the class comes back unchanged."""
+
+    class Noop(Workflow):
+        steps = (Step("noop"),)
+        postconditions = (Postcondition("fine", "always"),)
+
+        def noop(self, ctx: object) -> None: ...
+        def check_fine(self, ctx: object) -> None: ...
+
+    one, two = Registry(), Registry()
+    decorated = workflow(one, name="test.noop", summary="s", params=_Params, request_roles=("dba",),
+                         approve_roles=("dba-lead",), risk=Risk.LOW, blast_radius="none")(Noop)
+    assert decorated is Noop
+    assert one.get("test.noop").steps == Noop.steps
+    with pytest.raises(UnknownWorkflow):
+        two.get("test.noop")
+
+
+def test_registry_refuses_a_workflow_without_evidence_or_methods() -> None:
+    """A contract whose steps lack methods, or that declares no postconditions, does not register."""
+
+    class NoMethods(Workflow):
+        steps = (Step("missing"),)
+        postconditions = (Postcondition("x", "y"),)
+
+    class NoEvidence(Workflow):
+        steps = ()
+
+    for cls in (NoMethods, NoEvidence):
+        with pytest.raises(TypeError):
+            workflow(Registry(), name="t", summary="s", params=_Params, request_roles=(), approve_roles=(),
+                     risk=Risk.LOW, blast_radius="")(cls)
+
+
+def test_irreversible_steps_need_two_approvers_by_default() -> None:
+    """A workflow with an irreversible step requires two distinct approvers unless it says otherwise."""
+
+    class Drop(Workflow):
+        steps = (Step("drop", rollback=Rollback.IRREVERSIBLE),)
+        postconditions = (Postcondition("gone", "it is gone"),)
+
+        def drop(self, ctx: object) -> None: ...
+        def check_gone(self, ctx: object) -> None: ...
+
+    reg = Registry()
+    workflow(reg, name="t.drop", summary="s", params=_Params, request_roles=(), approve_roles=(), risk=Risk.HIGH,
+             blast_radius="")(Drop)
+    assert reg.get("t.drop").approvals == 2
