@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.fakeslack.driver import ACK_DEADLINE, Ack, SlackDriver, sign
+from bot.fakeslack.fake import FakeSlack
 from bot.fakeslack.limits import DEFAULT_LIMITS, Limits, validate_blocks, validate_view
 from bot.fakeslack.models import Call, Ephemeral, Message, ResponsePost, View
-from bot.fakeslack.server import FakeSlack
 from bot.fakeslack.state import Policy, Workspace
 from bot.fakeslack.traffic import Fault, TokenBucket
 

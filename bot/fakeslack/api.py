@@ -11,7 +11,7 @@ from bot.fakeslack.limits import check_message_text, validate_blocks, validate_v
 from bot.fakeslack.models import JSON, Message
 from bot.fakeslack.state import SlackState
 
-# Methods that post a new message to a channel and so spend that channel's rate-limit tokens.
+# Methods whose successful posts spend a token of that channel's bucket (refused calls cost nothing).
 RATE_LIMITED_METHODS = frozenset({"chat.postMessage"})
 
 
@@ -63,7 +63,7 @@ def bool_arg(args: JSON, key: str) -> bool:
 
 
 def json_arg(args: JSON, key: str, kind: type, error: str) -> Any:
-    """A structured argument given as JSON or as a JSON string in a form; refuses with `error` if malformed."""
+    """A JSON (or JSON-string form) argument; refuse with `error` when malformed."""
     value = args.get(key)
     if value is None or value == "":
         return None
@@ -97,16 +97,18 @@ def dispatch(state: SlackState, method: str, args: JSON, bearer: str | None, is_
     denied = authenticate(state, bearer, args, is_json)
     if denied is not None:
         return denied
-    if method in RATE_LIMITED_METHODS:
-        channel = state.resolve_channel(args.get("channel"))
-        if channel is not None:
-            wait = state.limiter.retry_after(channel)
-            if wait:
-                return ApiResult(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)})
+    channel = state.resolve_channel(args.get("channel")) if method in RATE_LIMITED_METHODS else None
+    if channel is not None:
+        wait = state.limiter.retry_after(channel)
+        if wait:
+            return ApiResult(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)})
     try:
-        return handler(state, args)
+        result = handler(state, args)
     except Refusal as refusal:
         return refusal.result
+    if channel is not None and result.body.get("ok"):
+        state.limiter.spend(channel)
+    return result
 
 
 # --- message content ------------------------------------------------------------------------------
@@ -127,7 +129,7 @@ class Content:
 
 
 def read_content(state: SlackState, args: JSON, *, required: bool = True) -> Content:
-    """Parse and validate text/blocks/attachments, refusing like Slack (no_text, msg_too_long, invalid_blocks)."""
+    """Parse and check text/blocks/attachments; refuse like Slack (no_text, msg_too_long, invalid_blocks)."""
     content = Content(
         text_arg(args, "text"),
         json_arg(args, "blocks", list, "invalid_blocks_format"),
@@ -154,7 +156,7 @@ def channel_arg(state: SlackState, args: JSON, key: str = "channel") -> str:
 
 
 def thread_arg(state: SlackState, channel: str, args: JSON) -> str | None:
-    """Check thread_ts names a live top-level message in `channel` (stricter than Slack): else thread_not_found."""
+    """Refuse thread_not_found unless thread_ts names a live parent message in `channel` (strict)."""
     thread_ts = text_arg(args, "thread_ts")
     if thread_ts is not None and state.thread_parent(channel, thread_ts) is None:
         raise Refusal("thread_not_found", f"[ERROR] no parent message with ts {thread_ts} in {channel}")

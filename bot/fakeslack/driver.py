@@ -18,7 +18,7 @@ from bot.fakeslack import payloads
 from bot.fakeslack.payloads import Actor
 
 if TYPE_CHECKING:
-    from bot.fakeslack.server import FakeSlack
+    from bot.fakeslack.fake import FakeSlack
 
 ACK_DEADLINE = 3.0
 _FORM = "application/x-www-form-urlencoded"
@@ -64,6 +64,7 @@ class Ack:
         return json.loads(self.body) if self.body.strip() else None
 
     def __str__(self) -> str:
+        """A one-line account of the ack for failure messages."""
         what = self.error or f"HTTP {self.status}"
         return f"{self.kind}: {what} in {self.elapsed:.3f}s (deadline {self.deadline:.1f}s)"
 
@@ -310,7 +311,7 @@ class SlackDriver:
         timestamp: int | None = None,
         signature: str | None = None,
     ) -> Ack:
-        """Submit an open modal with {block_id: {action_id: value}}; closes it unless the bot keeps it open."""
+        """Submit an open modal with {block_id: {action_id: value}}; closes unless the bot keeps it open."""
         view = self.fake.view(view_id)
         if view is None or view.type != "modal" or view.closed:
             raise LookupError(f"no open modal {view_id}")

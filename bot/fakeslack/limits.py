@@ -99,10 +99,12 @@ class _Report:
     """Collects problems as Slack phrases them: `[ERROR] what [json-pointer:/where]`."""
 
     def __init__(self, limits: Limits) -> None:
+        """Start an empty report against `limits`."""
         self.limits = limits
         self.problems: list[str] = []
 
     def error(self, what: str, where: str) -> None:
+        """Record one problem at a JSON pointer."""
         self.problems.append(f"[ERROR] {what} [json-pointer:{where}]")
 
     def text(
@@ -135,12 +137,12 @@ class _Report:
         if key in obj and obj[key] is not None:
             self.length(obj[key], f"{where}/{key}", limit)
 
-    def count(self, items: Any, where: str, limit: int, *, minimum: int = 0) -> list[Any]:
-        """Check that a list field holds between `minimum` and `limit` items; return its items."""
+    def count(self, items: Any, where: str, limit: int | None, *, minimum: int = 0) -> list[Any]:
+        """Check that a list field holds between `minimum` and `limit` (None: any) items; return its items."""
         if not isinstance(items, list):
             self.error("must be an array", where)
             return []
-        if len(items) > limit:
+        if limit is not None and len(items) > limit:
             self.error(f"no more than {limit} items allowed", where)
         elif len(items) < minimum:
             self.error(f"must provide at least {minimum} items", where)
@@ -224,7 +226,7 @@ def _check_block(report: _Report, kind: str, block: dict[str, Any], where: str) 
         else:
             _check_element(report, block["element"], f"{where}/element", _INPUT_ELEMENTS)
     elif kind == "rich_text":
-        report.count(block.get("elements"), f"{where}/elements", 10**6, minimum=1)
+        report.count(block.get("elements"), f"{where}/elements", None, minimum=1)
 
 
 def _check_element(report: _Report, element: Any, where: str, allowed: frozenset[str]) -> None:

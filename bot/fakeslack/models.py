@@ -1,4 +1,4 @@
-"""Plain records of what the fake Slack received and holds: messages, calls, views, triggers, response_urls."""
+"""Plain records of what the fake Slack holds: messages, calls, views, triggers and response_urls."""
 
 from __future__ import annotations
 
@@ -54,7 +54,6 @@ class Message:
         }
         if self.bot_id:
             out["bot_id"] = self.bot_id
-            out["app_id"] = None
         if self.blocks:
             out["blocks"] = self.blocks
         if self.attachments:
@@ -64,7 +63,7 @@ class Message:
         if self.metadata:
             out["metadata"] = self.metadata
         if self.edits:
-            out["edited"] = {"user": self.user, "ts": self.ts}
+            out["edited"] = {"user": self.user, "ts": f"{self.edits[-1].at:.6f}"}
         return out
 
 

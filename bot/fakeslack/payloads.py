@@ -1,4 +1,4 @@
-"""Builders for the request bodies Slack sends apps: slash commands, block_actions, view_submission, events."""
+"""Builders for the bodies Slack sends apps: slash commands, block_actions, view_submission, events."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def element_state(element: JSON, value: Any) -> JSON:
 
 
 def state_values(blocks: list[JSON], values: Mapping[str, Mapping[str, Any]]) -> JSON:
-    """Build view.state.values from user input {block_id: {action_id: value}}, refusing unknown or missing fields."""
+    """view.state.values from input {block_id: {action_id: value}}; refuses unknown or missing fields."""
     out: JSON = {}
     known: set[tuple[str, str]] = set()
     for i, block, element in iter_elements(blocks):

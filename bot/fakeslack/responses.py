@@ -1,4 +1,4 @@
-"""response_url handling: at most N uses within a time window, ephemeral/in_channel, replace/delete original."""
+"""response_urls: limited uses within a time window; ephemeral or in_channel; replace or delete original."""
 
 from __future__ import annotations
 

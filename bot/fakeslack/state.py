@@ -1,4 +1,4 @@
-"""The fake workspace's state: channels, users, messages, views, triggers and response_urls, under one lock."""
+"""The fake workspace: channels, users, messages, views, triggers and response_urls, under one lock."""
 
 from __future__ import annotations
 

@@ -33,22 +33,29 @@ class TokenBucket:
         self.updated = now
 
     def _refill(self, now: float) -> None:
+        """Add the tokens earned since the last update."""
         self.tokens = min(self.burst, self.tokens + max(0.0, now - self.updated) * self.rate)
         self.updated = max(self.updated, now)
 
+    def wait(self, now: float) -> float:
+        """Seconds until a token is available (0 when one is available now)."""
+        self._refill(now)
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
     def take(self, now: float) -> float:
         """Take one token; return 0 on success, else the seconds until one is available."""
-        self._refill(now)
-        if self.tokens >= 1.0:
+        wait = self.wait(now)
+        if wait == 0:
             self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
+        return wait
 
 
 class ChannelLimiter:
     """One token bucket per channel, so a noisy channel never throttles a quiet one."""
 
     def __init__(self, burst: float, rate: float | None, clock: Callable[[], float]) -> None:
+        if rate is not None and (burst < 1 or rate <= 0):
+            raise ValueError("rate limiting needs burst >= 1 and rate > 0 (or rate None to switch it off)")
         self.burst = burst
         self.rate = rate
         self.clock = clock
@@ -59,16 +66,24 @@ class ChannelLimiter:
         """False when rate limiting was switched off (rate None)."""
         return self.rate is not None
 
-    def retry_after(self, channel: str) -> int:
-        """Take a token for `channel`; return 0 when allowed, else whole seconds to wait (at least 1)."""
-        if self.rate is None:
-            return 0
-        now = self.clock()
+    def _bucket(self, channel: str, rate: float) -> TokenBucket:
+        """The channel's bucket, created full on first use."""
         bucket = self._buckets.get(channel)
         if bucket is None:
-            bucket = self._buckets[channel] = TokenBucket(self.burst, self.rate, now)
-        wait = bucket.take(now)
+            bucket = self._buckets[channel] = TokenBucket(self.burst, rate, self.clock())
+        return bucket
+
+    def retry_after(self, channel: str) -> int:
+        """0 when `channel` may post now, else whole seconds to wait (at least 1); takes no token."""
+        if self.rate is None:
+            return 0
+        wait = self._bucket(channel, self.rate).wait(self.clock())
         return 0 if wait == 0 else max(1, math.ceil(wait))
+
+    def spend(self, channel: str) -> None:
+        """Take a token for a message actually posted to `channel`."""
+        if self.rate is not None:
+            self._bucket(channel, self.rate).take(self.clock())
 
     def reset(self) -> None:
         """Forget all buckets (every channel starts with a full burst again)."""
@@ -99,9 +114,7 @@ class Fault:
             return False
         if self.method not in (None, "*", method):
             return False
-        if self.channel is not None and self.channel != channel:
-            return False
-        return True
+        return self.channel is None or self.channel == channel
 
     def body(self) -> dict[str, object]:
         """The JSON body the fake returns when this fault fires with a status or error."""
@@ -130,6 +143,8 @@ class FaultPlan:
             raise ValueError("a fault needs a status, an error or a delay")
         if fault.status is not None and not 200 <= fault.status <= 599:
             raise ValueError(f"not an HTTP status: {fault.status}")
+        if fault.status is not None and fault.status < 400 and fault.error is None:
+            raise ValueError("a fault answering with a success status needs an error name")
         self._faults.append(fault)
         return fault
 
