@@ -32,7 +32,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
 out = Console(soft_wrap=False, width=140)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 log = structlog.get_logger("opsbot.cli")
 T = TypeVar("T")
 
