@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.config import OpsConfig, parse_config
@@ -23,6 +23,15 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
     fault: str | None = Field(default=None, description="crash-matrix seam: SIGKILL at '<step>:<phase>' (tests only)")
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "OPSBOT_SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "OPSBOT_SLACK_SIGNING_SECRET"))
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "OPSBOT_SLACK_APP_TOKEN"))
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Web API base URL (the fake Slack in tests)")
+    slack_channel_burst: int = Field(default=3, ge=1, description="messages a channel may take at once before pacing")
+    slack_channel_rate: float = Field(default=1.0, gt=0, description="sustained messages per second per channel")
+    slack_timeout_seconds: float = Field(default=10.0, gt=0)
+    outbox_interval_seconds: float = Field(default=0.5, gt=0)
     aws_endpoint_url: str | None = Field(default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "OPSBOT_AWS_ENDPOINT_URL"))
 
 

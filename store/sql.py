@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime

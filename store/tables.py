@@ -98,4 +98,58 @@ intents = IntentRow.__table__  # type: ignore[attr-defined]
 steps = StepRow.__table__  # type: ignore[attr-defined]
 approvals = ApprovalRow.__table__  # type: ignore[attr-defined]
 audit = AuditRow.__table__  # type: ignore[attr-defined]
+
+
+class OutboxRow(SQLModel, table=True):
+    """A Slack post or update waiting to be delivered; nothing reaches Slack except through here."""
+
+    __tablename__ = "slack_outbox"
+    __table_args__ = (
+        sa.Index("ix_outbox_pending", "next_attempt_at", sqlite_where=sa.text("status = 'pending'"),
+                 postgresql_where=sa.text("status = 'pending'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    intent_id: str | None = Field(default=None, max_length=40, index=True)
+    channel: str = Field(max_length=40)
+    kind: str = Field(max_length=24)
+    payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    status: str = Field(max_length=16, default="pending")
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+    ts: str | None = Field(default=None, max_length=40)
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+
+
+class SlackThreadRow(SQLModel, table=True):
+    """Where an intent lives in Slack: its plan message (the thread parent) and how far it was projected."""
+
+    __tablename__ = "slack_threads"
+
+    intent_id: str = Field(primary_key=True, foreign_key="intents.id", max_length=40)
+    channel: str = Field(max_length=40)
+    parent_ts: str | None = Field(default=None, max_length=40)
+    projected_version: int = 0
+    projected_steps: str = Field(default="", max_length=2000)
+    settled: bool = False
+    created_at: datetime = _ts()
+
+
+class DigestRow(SQLModel, table=True):
+    """One digest per channel and period, whichever process gets there first."""
+
+    __tablename__ = "slack_digests"
+
+    channel: str = Field(primary_key=True, max_length=40)
+    period: str = Field(primary_key=True, max_length=40)
+    created_at: datetime = _ts()
+    owner: str = Field(max_length=100)
+
+
+outbox = OutboxRow.__table__  # type: ignore[attr-defined]
+slack_threads = SlackThreadRow.__table__  # type: ignore[attr-defined]
+digests = DigestRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -34,6 +34,7 @@ class DigestConfig(_Strict):
     channel: str
     cron: str = "0 9 * * *"
     timezone: str = "UTC"
+    stale_approval_minutes: int = Field(default=60, ge=1)
 
 
 class Environment(_Strict):

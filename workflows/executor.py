@@ -189,12 +189,12 @@ class _Run:
         with self.rt.store.transaction() as tx:
             records = {r.seq: r for r in tx.steps(self.intent.id)}
         try:
-            self._check_budget()
             if self.intent.mode is Mode.FORWARD and not records:
                 self._gate()
             replayed = []
             plan = planned_steps(self.spec, self.wf, self.intent.mode, records)
             for ps in plan:
+                self._check_budget()
                 rec = records.get(ps.seq)
                 if rec is not None and rec.name != ps.step.name:
                     raise CheckpointMismatch(f"step {ps.seq} was recorded as {rec.name!r} but the code now says {ps.step.name!r}")

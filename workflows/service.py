@@ -9,7 +9,14 @@ from typing import Any
 import structlog
 
 from workflows.deps import Runtime
-from workflows.errors import ConcurrentModification, InvalidInput, InvalidTransition, NotFound, PermissionDenied, StalePlan
+from workflows.errors import (
+    ConcurrentModification,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    StalePlan,
+)
 from workflows.guidance import Action, Guidance, available_actions, guidance
 from workflows.model import (
     Approval,

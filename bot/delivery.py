@@ -1,0 +1,173 @@
+"""The outbox drain: delivers queued Slack posts and updates, paced per channel, honouring Retry-After."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from store.slack import OutboxItem, SlackStore
+from workflows.ports import Clock
+
+log = structlog.get_logger("opsbot.delivery")
+
+# Errors that retrying cannot fix: the payload or the target is wrong. Everything else is retried.
+_PERMANENT = {"invalid_blocks", "invalid_arguments", "channel_not_found", "not_in_channel", "msg_too_long", "no_text",
+              "is_archived", "invalid_auth", "not_authed", "account_inactive", "missing_scope", "cant_update_message",
+              "message_not_found", "edit_window_closed"}
+MAX_BACKOFF = 300.0
+
+
+@dataclass
+class _Bucket:
+    """Token bucket per channel: `burst` messages at once, then `rate` per second."""
+
+    tokens: float
+    stamp: float
+    blocked_until: float = 0.0
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    coalesced: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class OutboxWorker:
+    """Drains the outbox; safe to call from a scheduler tick and from listeners that want a prompt send."""
+
+    def __init__(self, store: SlackStore, client: WebClient, clock: Clock, burst: int = 3, rate: float = 1.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.store, self.client, self.clock = store, client, clock
+        self.burst, self.rate, self.monotonic = burst, rate, monotonic
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+        self.stats = DeliveryStats()
+
+    def drain_once(self) -> int:
+        """One pass over what is due; returns how many messages were delivered."""
+        if not self._lock.acquire(blocking=False):
+            return 0  # another thread is draining; one drain at a time keeps the order per channel
+        try:
+            return self._drain()
+        finally:
+            self._lock.release()
+
+    def drain_until_idle(self, timeout: float = 30.0) -> None:
+        """Deliver everything pending (tests and the demo); gives up after `timeout` seconds."""
+        deadline = self.monotonic() + timeout
+        while self.store.pending_count() and self.monotonic() < deadline:
+            if not self.drain_once():
+                time.sleep(0.05)
+
+    def _drain(self) -> int:
+        now = self.clock.now()
+        items = self.store.due(now)
+        latest_update: dict[str, int] = {}
+        for item in items:
+            if item.kind == "update_parent" and item.intent_id:
+                latest_update[item.intent_id] = item.id
+        stale = [i.id for i in items if i.kind == "update_parent" and i.intent_id and latest_update[i.intent_id] != i.id]
+        self.store.supersede(stale)
+        self.stats.coalesced += len(stale)
+        parents_ready = {i.intent_id for i in items if i.kind == "post_parent"}
+        delivered = 0
+        held: set[str] = set()  # channels we must not send to again in this pass (paced or rate limited)
+        for item in items:
+            if item.id in stale or item.channel in held:
+                continue
+            if item.kind in ("update_parent", "thread_reply") and item.intent_id in parents_ready:
+                continue  # the parent is queued ahead of it and not posted yet
+            if not self._take_token(item.channel):
+                held.add(item.channel)
+                continue
+            if self._send(item):
+                delivered += 1
+            else:
+                held.add(item.channel)
+        return delivered
+
+    def _take_token(self, channel: str) -> bool:
+        now = self.monotonic()
+        bucket = self._buckets.setdefault(channel, _Bucket(float(self.burst), now))
+        if now < bucket.blocked_until:
+            return False
+        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.stamp = now
+        if bucket.tokens < 1.0:
+            return False
+        bucket.tokens -= 1.0
+        return True
+
+    def _send(self, item: OutboxItem) -> bool:
+        try:
+            ts = self._call(item)
+        except SlackApiError as exc:
+            return self._failed(item, exc)
+        except Exception as exc:  # timeouts, connection resets: Slack may be down; keep the message and retry
+            self._retry(item, self._backoff(item), f"{type(exc).__name__}: {exc}")
+            return False
+        self.store.mark_sent(item, ts, self.clock.now())
+        self.stats.sent += 1
+        return True
+
+    def _call(self, item: OutboxItem) -> str | None:
+        payload: dict[str, Any] = dict(item.payload)
+        if item.kind == "update_parent":
+            thread = self.store.thread(item.intent_id or "")
+            if thread is None or thread.parent_ts is None:
+                raise _NotYet("parent message not posted yet")
+            response = self.client.chat_update(channel=item.channel, ts=thread.parent_ts, **payload)
+            return str(response.get("ts") or thread.parent_ts)
+        if item.kind == "thread_reply":
+            thread = self.store.thread(item.intent_id or "")
+            if thread is None or thread.parent_ts is None:
+                raise _NotYet("parent message not posted yet")
+            payload["thread_ts"] = thread.parent_ts
+        response = self.client.chat_postMessage(channel=item.channel, **payload)
+        return str(response.get("ts"))
+
+    def _failed(self, item: OutboxItem, exc: SlackApiError) -> bool:
+        response = exc.response
+        error = str(response.get("error", "")) if response is not None else ""
+        status = getattr(response, "status_code", 0)
+        if status == 429 or error == "ratelimited":
+            retry_after = float(response.headers.get("Retry-After", "1") if response is not None else 1)
+            self._buckets[item.channel].blocked_until = self.monotonic() + retry_after
+            self._retry(item, retry_after, f"rate limited for {retry_after:g}s")
+            return False
+        if error in _PERMANENT:
+            self.store.mark_dead(item, error)
+            self.stats.dead += 1
+            self.stats.errors.append(error)
+            log.error("slack_delivery_failed", key=item.dedupe_key, error=error)
+            return True  # not a reason to hold the channel
+        self._retry(item, self._backoff(item), f"{status} {error}")
+        return False
+
+    def _retry(self, item: OutboxItem, delay: float, why: str) -> None:
+        self.store.mark_retry(item, self.clock.now() + timedelta(seconds=delay), why)
+        self.stats.retried += 1
+        log.warning("slack_delivery_deferred", key=item.dedupe_key, delay=delay, why=why)
+
+    @staticmethod
+    def _backoff(item: OutboxItem) -> float:
+        return min(0.5 * 2 ** min(item.attempts, 10), MAX_BACKOFF)
+
+
+class _NotYet(Exception):
+    """The message depends on another that has not been delivered yet."""
+
+
+def next_check(now: datetime, seconds: float) -> datetime:
+    return now + timedelta(seconds=seconds)

@@ -1,0 +1,154 @@
+"""Durable Slack delivery state: the outbox, each intent's thread, and once-per-period digests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from store import tables as t
+from workflows.redaction import redact
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    dedupe_key: str
+    intent_id: str | None
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SlackThread:
+    intent_id: str
+    channel: str
+    parent_ts: str | None
+    projected_version: int
+    projected_steps: str
+    settled: bool
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _item(m: Any) -> OutboxItem:
+    return OutboxItem(m["id"], m["dedupe_key"], m["intent_id"], m["channel"], m["kind"], m["payload"], m["attempts"],
+                      _utc(m["next_attempt_at"]))
+
+
+def _thread(m: Any) -> SlackThread:
+    return SlackThread(m["intent_id"], m["channel"], m["parent_ts"], m["projected_version"], m["projected_steps"],
+                       bool(m["settled"]))
+
+
+class SlackStore:
+    """SQL for the Slack surface; every method is its own short transaction."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # outbox --------------------------------------------------------------------------------------
+    def enqueue(self, items: Iterable[tuple[str, str | None, str, str, dict[str, Any]]], now: datetime,
+                thread: tuple[str, str] | None = None) -> int:
+        """Insert (key, intent, channel, kind, payload) rows unless their key exists; optionally open a thread."""
+        added = 0
+        with self.engine.begin() as conn:
+            if thread is not None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(sa.insert(t.slack_threads).values(intent_id=thread[0], channel=thread[1], created_at=now))
+                except IntegrityError:
+                    pass
+            for key, intent_id, channel, kind, payload in items:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(sa.insert(t.outbox).values(
+                            dedupe_key=key[:200], intent_id=intent_id, channel=channel, kind=kind, payload=redact(payload),
+                            status="pending", attempts=0, next_attempt_at=now, created_at=now))
+                    added += 1
+                except IntegrityError:
+                    continue
+        return added
+
+    def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        q = (sa.select(t.outbox).where(t.outbox.c.status == "pending", t.outbox.c.next_attempt_at <= now)
+             .order_by(t.outbox.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [_item(r._mapping) for r in conn.execute(q)]
+
+    def pending_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(t.outbox).where(t.outbox.c.status == "pending")).scalar_one())
+
+    def mark_sent(self, item: OutboxItem, ts: str | None, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(t.outbox).where(t.outbox.c.id == item.id)
+                         .values(status="sent", ts=ts, sent_at=now, attempts=item.attempts + 1))
+            if item.kind == "post_parent" and item.intent_id:
+                conn.execute(sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == item.intent_id)
+                             .values(parent_ts=ts))
+
+    def mark_retry(self, item: OutboxItem, next_at: datetime, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(t.outbox).where(t.outbox.c.id == item.id)
+                         .values(attempts=item.attempts + 1, next_attempt_at=next_at, last_error=redact(error)))
+
+    def mark_dead(self, item: OutboxItem, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(t.outbox).where(t.outbox.c.id == item.id)
+                         .values(status="dead", attempts=item.attempts + 1, last_error=redact(error)))
+
+    def supersede(self, ids: list[int]) -> None:
+        if ids:
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(t.outbox).where(t.outbox.c.id.in_(ids)).values(status="superseded"))
+
+    def sent(self, channel: str | None = None) -> list[OutboxItem]:
+        q = sa.select(t.outbox).where(t.outbox.c.status == "sent").order_by(t.outbox.c.id)
+        if channel:
+            q = q.where(t.outbox.c.channel == channel)
+        with self.engine.connect() as conn:
+            return [_item(r._mapping) for r in conn.execute(q)]
+
+    # threads -------------------------------------------------------------------------------------
+    def thread(self, intent_id: str) -> SlackThread | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.slack_threads).where(t.slack_threads.c.intent_id == intent_id)).first()
+        return _thread(row._mapping) if row else None
+
+    def unsettled(self, limit: int = 500) -> list[SlackThread]:
+        q = sa.select(t.slack_threads).where(t.slack_threads.c.settled.is_(False)).order_by(t.slack_threads.c.created_at).limit(limit)
+        with self.engine.connect() as conn:
+            return [_thread(r._mapping) for r in conn.execute(q)]
+
+    def threads(self, intent_ids: Iterable[str]) -> dict[str, SlackThread]:
+        ids = list(intent_ids)
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.slack_threads).where(t.slack_threads.c.intent_id.in_(ids)))
+            return {r._mapping["intent_id"]: _thread(r._mapping) for r in rows}
+
+    def set_projection(self, intent_id: str, version: int, steps: str, settled: bool) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == intent_id)
+                         .values(projected_version=version, projected_steps=steps[:2000], settled=settled))
+
+    # digests -------------------------------------------------------------------------------------
+    def claim_digest(self, channel: str, period: str, owner: str, now: datetime) -> bool:
+        """True for exactly one caller per (channel, period), across processes."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(t.digests).values(channel=channel, period=period, owner=owner, created_at=now))
+        except IntegrityError:
+            return False
+        return True
