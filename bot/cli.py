@@ -178,10 +178,58 @@ def worker(once: Annotated[bool, typer.Option("--once", help="drain what is runn
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        scheduler = start_worker(svc, settings)
+        worker = start_worker(svc, settings)
         log.info("worker_started", owner=svc.executor.owner)
         stop.wait()
-        scheduler.shutdown(wait=True)
+        worker.shutdown()
+
+    _run(go)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 3000,
+    socket_mode: Annotated[bool, typer.Option("--socket", help="Socket Mode (needs SLACK_APP_TOKEN)")] = False,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="leave executing to separate `opsbot worker`s")] = False,
+) -> None:
+    """Serve Slack: HTTP at /slack/events (and /healthz), or Socket Mode; runs the worker too by default."""
+
+    def go() -> None:
+        from bot.app import create_app
+        from bot.scheduler import start_worker
+        from bot.server import make_server
+
+        settings = Settings()
+        configure_logging(settings.log_level, stream=sys.stdout)
+        svc = build_services(settings)
+        bolt = create_app(settings, svc)
+        worker = start_worker(svc, settings, engine_jobs=not no_worker)
+
+        def stop(*_: Any) -> None:
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            if socket_mode:
+                if settings.slack_app_token is None:
+                    raise OpsError("--socket needs SLACK_APP_TOKEN")
+                from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+                log.info("serving_socket_mode")
+                SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start()
+            else:
+                server = make_server(bolt, svc.store, host, port)
+                log.info("serving", url=f"http://{host}:{server.effective_port}/slack/events")
+                print(f"listening on http://{host}:{server.effective_port}", flush=True)
+                try:
+                    server.run()
+                finally:
+                    server.close()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            worker.shutdown()
 
     _run(go)
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -23,6 +23,7 @@ _PERMANENT = {"invalid_blocks", "invalid_arguments", "channel_not_found", "not_i
               "is_archived", "invalid_auth", "not_authed", "account_inactive", "missing_scope", "cant_update_message",
               "message_not_found", "edit_window_closed"}
 MAX_BACKOFF = 300.0
+BATCH_ITEMS, BATCH_BLOCKS, MAX_TEXT = 8, 45, 3900
 
 
 @dataclass
@@ -83,19 +84,36 @@ class OutboxWorker:
         parents_ready = {i.intent_id for i in items if i.kind == "post_parent"}
         delivered = 0
         held: set[str] = set()  # channels we must not send to again in this pass (paced or rate limited)
+        done: set[int] = set(stale)
         for item in items:
-            if item.id in stale or item.channel in held:
+            if item.id in done or item.channel in held:
                 continue
             if item.kind in ("update_parent", "thread_reply") and item.intent_id in parents_ready:
                 continue  # the parent is queued ahead of it and not posted yet
+            group = self._batch(item, items, done) if item.kind == "thread_reply" else [item]
+            done.update(i.id for i in group)
             if not self._take_token(item.channel):
                 held.add(item.channel)
                 continue
-            if self._send(item):
-                delivered += 1
+            if self._send(group):
+                delivered += len(group)
             else:
                 held.add(item.channel)
         return delivered
+
+    @staticmethod
+    def _batch(first: OutboxItem, items: list[OutboxItem], done: set[int]) -> list[OutboxItem]:
+        """Thread replies of one intent that are due together go out as one message (fewer posts, same order)."""
+        group, blocks = [first], len(first.payload.get("blocks") or [])
+        for other in items:
+            if other.id <= first.id or other.id in done or other.kind != "thread_reply" or other.intent_id != first.intent_id:
+                continue
+            size = len(other.payload.get("blocks") or []) + 1
+            if len(group) >= BATCH_ITEMS or blocks + size > BATCH_BLOCKS:
+                break
+            group.append(other)
+            blocks += size
+        return group
 
     def _take_token(self, channel: str) -> bool:
         now = self.monotonic()
@@ -109,20 +127,21 @@ class OutboxWorker:
         bucket.tokens -= 1.0
         return True
 
-    def _send(self, item: OutboxItem) -> bool:
+    def _send(self, group: list[OutboxItem]) -> bool:
+        item = group[0]
         try:
-            ts = self._call(item)
+            ts = self._call(item, merged(group))
         except SlackApiError as exc:
-            return self._failed(item, exc)
+            return all([self._failed(i, exc) for i in group])
         except Exception as exc:  # timeouts, connection resets: Slack may be down; keep the message and retry
-            self._retry(item, self._backoff(item), f"{type(exc).__name__}: {exc}")
+            for i in group:
+                self._retry(i, self._backoff(i), f"{type(exc).__name__}: {exc}")
             return False
-        self.store.mark_sent(item, ts, self.clock.now())
-        self.stats.sent += 1
+        self.store.mark_sent(group, ts, self.clock.now())
+        self.stats.sent += len(group)
         return True
 
-    def _call(self, item: OutboxItem) -> str | None:
-        payload: dict[str, Any] = dict(item.payload)
+    def _call(self, item: OutboxItem, payload: dict[str, Any]) -> str | None:
         if item.kind == "update_parent":
             thread = self.store.thread(item.intent_id or "")
             if thread is None or thread.parent_ts is None:
@@ -165,9 +184,18 @@ class OutboxWorker:
         return min(0.5 * 2 ** min(item.attempts, 10), MAX_BACKOFF)
 
 
+def merged(group: list[OutboxItem]) -> dict[str, Any]:
+    """One payload for several thread replies: texts joined, blocks separated by dividers."""
+    if len(group) == 1:
+        return dict(group[0].payload)
+    blocks: list[dict[str, Any]] = []
+    for i in group:
+        if blocks:
+            blocks.append({"type": "divider"})
+        blocks.extend(i.payload.get("blocks") or [])
+    return {"text": "\n".join(str(i.payload.get("text", "")) for i in group)[:MAX_TEXT], "blocks": blocks}
+
+
 class _NotYet(Exception):
     """The message depends on another that has not been delivered yet."""
 
-
-def next_check(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)

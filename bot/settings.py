@@ -13,7 +13,7 @@ from workflows.errors import ConfigError
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OPSBOT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="OPSBOT_", extra="ignore", populate_by_name=True)
 
     database_url: str = Field(default="sqlite:///opsbot.db", description="intent store; postgresql+psycopg://… in production")
     config: Path = Field(default=Path("opsbot.yml"), description="environments, roles and policies")

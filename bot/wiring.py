@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import socket
 import os
+import socket
+import threading
 from dataclasses import dataclass
 
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+
 from adapters.aws import BotoAdapters
+from bot.delivery import OutboxWorker
+from bot.projector import Projector
 from bot.settings import Settings, load_config
+from bot.surface import SlackSurface
 from store.db import make_engine
+from store.slack import SlackStore
 from store.sql import SqlStore
 from workflows.catalog import build_registry
 from workflows.deps import Runtime
@@ -20,12 +28,23 @@ from workflows.service import OpsService
 
 
 @dataclass(frozen=True)
+class SlackServices:
+    client: WebClient
+    store: SlackStore
+    projector: Projector
+    outbox: OutboxWorker
+    surface: SlackSurface
+    wake: threading.Event
+
+
+@dataclass(frozen=True)
 class Services:
     runtime: Runtime
     ops: OpsService
     executor: Executor
     reconciler: Reconciler
     store: SqlStore
+    slack: SlackServices | None = None
 
 
 def build_services(settings: Settings, adapters: AdapterFactory | None = None) -> Services:
@@ -42,4 +61,18 @@ def build_services(settings: Settings, adapters: AdapterFactory | None = None) -
         lease_seconds=settings.lease_seconds,
     )
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    return Services(rt, OpsService(rt), Executor(rt, owner, settings.worker_threads), Reconciler(rt), store)
+    ops = OpsService(rt)
+    slack = build_slack(settings, ops, engine) if settings.slack_bot_token is not None else None
+    return Services(rt, ops, Executor(rt, owner, settings.worker_threads), Reconciler(rt), store, slack)
+
+
+def build_slack(settings: Settings, ops: OpsService, engine: Engine) -> SlackServices:
+    from bot.app import web_client
+
+    client = web_client(settings)
+    slack_store = SlackStore(engine)
+    projector = Projector(ops, slack_store, ops.rt.registry)
+    outbox = OutboxWorker(slack_store, client, ops.rt.clock, settings.slack_channel_burst, settings.slack_channel_rate)
+    wake = threading.Event()
+    surface = SlackSurface(ops, slack_store, projector, wake.set)
+    return SlackServices(client, slack_store, projector, outbox, surface, wake)

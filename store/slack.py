@@ -89,10 +89,12 @@ class SlackStore:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(t.outbox).where(t.outbox.c.status == "pending")).scalar_one())
 
-    def mark_sent(self, item: OutboxItem, ts: str | None, now: datetime) -> None:
+    def mark_sent(self, items: list[OutboxItem], ts: str | None, now: datetime) -> None:
+        """Record delivery of one message (several thread replies may have gone out as one)."""
         with self.engine.begin() as conn:
-            conn.execute(sa.update(t.outbox).where(t.outbox.c.id == item.id)
-                         .values(status="sent", ts=ts, sent_at=now, attempts=item.attempts + 1))
+            conn.execute(sa.update(t.outbox).where(t.outbox.c.id.in_([i.id for i in items]))
+                         .values(status="sent", ts=ts, sent_at=now, attempts=t.outbox.c.attempts + 1))
+            item = items[0]
             if item.kind == "post_parent" and item.intent_id:
                 conn.execute(sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == item.intent_id)
                              .values(parent_ts=ts))

@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from tests.conftest import CONFIG, create_source
+from tests.fakes import Script, ScriptedAdapters
 from workflows.config import parse_config
 from workflows.deps import Runtime
-from tests.fakes import Script, ScriptedAdapters
 from workflows.errors import InvalidInput, InvalidTransition, PermanentError, PermissionDenied, StalePlan
 from workflows.executor import Executor
 from workflows.model import IntentStatus

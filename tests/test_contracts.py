@@ -13,10 +13,10 @@ from pydantic import BaseModel
 
 from store.db import make_engine
 from store.tables import metadata
+from tests.conftest import CONFIG
 from workflows.config import parse_config
 from workflows.errors import ConfigError, UnknownWorkflow
 from workflows.registry import Postcondition, Registry, Risk, Rollback, Step, Workflow, workflow
-from tests.conftest import CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ def _is_secret_key(key: str) -> bool:
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # user:password@ in any URL or DSN
-    (re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?=@)", re.IGNORECASE), r"\g<pre>" + MASK),
+    (re.compile(r"(?P<pre>\b[a-z][a-z0-9+.-]{0,30}://[^:/@\s]{1,256}:)\S{1,1024}(?=@)", re.IGNORECASE), r"\g<pre>" + MASK),
     # key=value DSN password (libpq keyword form)
     (re.compile(r"(?P<pre>\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE), r"\g<pre>" + MASK),
     # Slack tokens

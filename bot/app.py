@@ -1,0 +1,65 @@
+"""Builds the Bolt app; nothing here runs at import time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.errors import report
+from bot.listeners import actions, commands, home, views
+from bot.settings import Settings
+from bot.wiring import Services
+from workflows.errors import ConfigError
+
+log = structlog.get_logger("opsbot.slack")
+
+
+def web_client(settings: Settings) -> WebClient:
+    """The Web API client, with the 429 retry handler slack_sdk leaves out by default."""
+    if settings.slack_bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN is not set")
+    base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    return WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=base,
+        timeout=int(settings.slack_timeout_seconds),
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=1)],
+    )
+
+
+def create_app(settings: Settings, services: Services) -> App:
+    if services.slack is None:
+        raise ConfigError("the Slack services were not built (SLACK_BOT_TOKEN missing?)")
+    if settings.slack_signing_secret is None:
+        raise ConfigError("SLACK_SIGNING_SECRET is not set")
+    surface = services.slack.surface
+    app = App(
+        client=services.slack.client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.middleware
+    def log_request(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002 - Bolt's name
+        response = next()
+        kind = body.get("type") or ("slash_command" if "command" in body else "unknown")
+        action = ((body.get("actions") or [{}])[0]).get("action_id") or body.get("command") or (body.get("view") or {}).get(
+            "callback_id") or (body.get("event") or {}).get("type")
+        user = (body.get("user") or {}).get("id") or body.get("user_id") or (body.get("event") or {}).get("user")
+        log.info("slack_request", kind=kind, action=action, user=user)
+        return response  # type: ignore[no-any-return]
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Any, client: WebClient) -> None:
+        """Errors raised before an ack (and anything else Bolt catches) reach the user the same way."""
+        report(error, body, respond, client)
+
+    for module in (commands, actions, views, home):
+        module.register(app, surface)
+    return app
+

@@ -1,0 +1,71 @@
+"""The periodic channel digest: how many intents are in each status, and which ones need a human."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from bot.blocks.kit import MESSAGE_BLOCKS, Block, context, divider, fallback, fit_blocks, header, section
+from bot.blocks.status import status_emoji, status_label
+from bot.blocks.text import channel_link, clean, clipped, code, duration, link
+from workflows.model import IntentStatus
+
+MAX_ITEMS = 30  # attention items shown one block each; the rest are counted
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionItem:
+    """One intent that needs a human, as the digest lists it."""
+
+    intent_id: str
+    workflow: str
+    status: IntentStatus
+    reason: str
+    age_seconds: float
+    permalink: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What the digest reports for one channel and period; items are shown in the order given."""
+
+    channel: str
+    period: str
+    counts: Mapping[IntentStatus, int] = field(default_factory=lambda: MappingProxyType({}))
+    attention: tuple[AttentionItem, ...] = ()
+
+
+def _counts(digest: Digest) -> str:
+    shown = [(s, digest.counts.get(s, 0)) for s in IntentStatus if digest.counts.get(s, 0) > 0]
+    if not shown:
+        return "_No operations in this period._"
+    return "\n".join(f"{status_emoji(s)} {status_label(s)}: *{n}*" for s, n in shown)
+
+
+def _item(item: AttentionItem) -> Block:
+    name = link(item.permalink, f"*{clipped(item.workflow, 200)}*")
+    head = f"{status_emoji(item.status)} {name} {code(item.intent_id, 60)} · {status_label(item.status)}"
+    return section(f"{head} · for {duration(item.age_seconds)}\n{clipped(item.reason, 1500) or '_no reason recorded_'}")
+
+
+def render_digest(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
+    """The digest message: counts by status, then the intents that need attention (oldest first as given)."""
+    total = sum(n for n in digest.counts.values() if n > 0)
+    waiting = len(digest.attention)
+    blocks: list[Block] = [
+        header(f"Ops digest · {digest.period}"),
+        context([f"{channel_link(digest.channel)} · {total} operation(s) · {waiting} need attention"]),
+        section(_counts(digest)),
+        divider(),
+    ]
+    if digest.attention:
+        blocks.append(section(f"*Needs attention ({waiting})*"))
+        blocks.extend(_item(item) for item in digest.attention[:MAX_ITEMS])
+        if waiting > MAX_ITEMS:
+            blocks.append(context([f"_…and {waiting - MAX_ITEMS} more; `opsbot list` shows them all_"]))
+    else:
+        blocks.append(section(":sparkles: Nothing needs attention."))
+    text = f"Ops digest for {clean(digest.period)}: {total} operation(s), {waiting} need attention"
+    return fallback(text), fit_blocks(blocks, MESSAGE_BLOCKS)

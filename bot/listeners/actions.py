@@ -1,0 +1,48 @@
+"""Button clicks on plan messages, status threads and the Home tab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.errors import answering
+from bot.ids import ActionId, button_value
+from bot.surface import RECOVERY, SlackSurface
+
+
+def _channel(body: dict[str, Any]) -> str:
+    return str((body.get("channel") or {}).get("id") or body.get("user", {}).get("id", ""))
+
+
+def register(app: App, surface: SlackSurface) -> None:
+    @app.action(ActionId.APPROVE.value)
+    def approve(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        with answering(body, respond):
+            reply = surface.approve(button_value(action.get("value")), body["user"]["id"])
+            respond(response_type="ephemeral", replace_original=False, text=reply.text)
+
+    def ask_reason(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        with answering(body, respond, client):
+            view = surface.reason_modal(ActionId(action["action_id"]), button_value(action.get("value")), _channel(body))
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    app.action(ActionId.DENY.value)(ask_reason)
+    app.action(ActionId.MARK_DONE.value)(ask_reason)
+
+    def recover(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        with answering(body, respond):
+            reply = surface.recover(ActionId(action["action_id"]), button_value(action.get("value")), body["user"]["id"])
+            respond(response_type="ephemeral", replace_original=False, text=reply.text)
+
+    for action_id in RECOVERY:
+        if action_id is not ActionId.MARK_DONE:
+            app.action(action_id.value)(recover)
+
+    @app.action(ActionId.OPEN_THREAD.value)
+    def open_thread(ack: Ack) -> None:
+        ack()  # a link button: Slack opens the URL, we only acknowledge

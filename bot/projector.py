@@ -1,0 +1,79 @@
+"""Projects the intent store into Slack: each intent's parent message and status thread, via the outbox.
+
+The engine knows nothing of Slack. This reads what the store says (steps, audit events, status) and queues
+the messages that are missing, each under a unique key, so a crash or a second process never sends twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from bot.blocks.plan import plan_fallback_text, render_plan_message
+from bot.blocks.thread import render_event, render_step, render_verdict
+from store.slack import SlackStore
+from workflows.model import IntentStatus, StepStatus
+from workflows.registry import Registry
+from workflows.service import IntentView, OpsService
+
+log = structlog.get_logger("opsbot.projector")
+
+Entry = tuple[datetime, str, str, list[dict[str, Any]]]
+
+
+def parent_payload(view: IntentView, registry: Registry) -> dict[str, Any]:
+    spec = registry.get(view.intent.workflow)
+    return {"text": plan_fallback_text(view), "blocks": render_plan_message(view, spec.summary, spec.risk)}
+
+
+def shows_verdict(status: IntentStatus) -> bool:
+    return status.terminal or status.needs_attention
+
+
+class Projector:
+    def __init__(self, ops: OpsService, slack: SlackStore, registry: Registry) -> None:
+        self.ops, self.slack, self.registry = ops, slack, registry
+
+    def sync(self) -> int:
+        """Bring every unsettled thread up to date; returns how many messages were queued."""
+        queued = 0
+        for thread in self.slack.unsettled():
+            try:
+                queued += self.sync_one(thread.intent_id)
+            except Exception:
+                log.exception("projection_failed", intent_id=thread.intent_id)
+        return queued
+
+    def sync_one(self, intent_id: str) -> int:
+        thread = self.slack.thread(intent_id)
+        if thread is None or thread.settled:
+            return 0
+        view = self.ops.show(intent_id)
+        intent = view.intent
+        signature = ",".join(f"{s.seq}:{s.status.value}:{s.attempts}" for s in view.steps)
+        if intent.version == thread.projected_version and signature == thread.projected_steps:
+            return 0
+        entries: list[Entry] = []
+        for step in view.steps:
+            started = replace(step, status=StepStatus.STARTED, external_ids={}, error=None, finished_at=None)
+            entries.append((step.started_at, f"{intent_id}:step:{step.seq}:started:{step.attempts}", *render_step(started)))
+            if step.status is not StepStatus.STARTED:
+                at = step.finished_at or step.started_at
+                entries.append((at, f"{intent_id}:step:{step.seq}:{step.status.value}:{step.attempts}", *render_step(step)))
+        for event in view.events:
+            rendered = render_event(event)
+            if rendered is not None:
+                entries.append((event.created_at, f"{intent_id}:event:{event.seq}", *rendered))
+        if shows_verdict(intent.status):
+            entries.append((intent.updated_at, f"{intent_id}:verdict:v{intent.version}", *render_verdict(view)))
+        entries.sort(key=lambda e: e[0])
+        items = [(key, intent_id, thread.channel, "thread_reply", {"text": text, "blocks": blocks})
+                 for _, key, text, blocks in entries]
+        items.append((f"{intent_id}:parent:v{intent.version}:{signature}", intent_id, thread.channel, "update_parent",
+                      parent_payload(view, self.registry)))
+        queued = self.slack.enqueue(items, self.ops.rt.clock.now())
+        self.slack.set_projection(intent_id, intent.version, signature, settled=intent.status.terminal)
+        return queued

@@ -1,0 +1,202 @@
+"""What Slack listeners call: one function per user action, on the same services and policy as the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.blocks.home import render_home
+from bot.blocks.modals import render_reason_modal, render_request_modal
+from bot.commands import parse_request
+from bot.ids import COMMAND, ActionId, ButtonValue, CallbackId, ModalMeta
+from bot.projector import Projector, parent_payload
+from store.slack import SlackStore
+from workflows.errors import InvalidInput, InvalidTransition
+from workflows.guidance import Action
+from workflows.model import Intent, IntentStatus
+from workflows.planning import parse_params
+from workflows.policy import effective_policy
+from workflows.service import OpsService
+
+RECOVERY: dict[ActionId, Action] = {
+    ActionId.RETRY: Action.RETRY,
+    ActionId.RESUME: Action.RESUME,
+    ActionId.CANCEL: Action.CANCEL,
+    ActionId.MARK_DONE: Action.MARK_DONE,
+    ActionId.COMPENSATE: Action.COMPENSATE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An ephemeral answer to the user."""
+
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A parsed `/ops` invocation, checked before the ack so syntax errors answer at once."""
+
+    kind: str  # help | list | status | modal | request
+    workflow: str | None = None
+    params: dict[str, str] | None = None
+    environment: str | None = None
+    intent_id: str | None = None
+
+
+class SlackSurface:
+    def __init__(self, ops: OpsService, slack: SlackStore, projector: Projector, wake: Callable[[], None]) -> None:
+        self.ops, self.slack, self.projector, self.wake = ops, slack, projector, wake
+        self.rt = ops.rt
+
+    # parsing (pure, before the ack) --------------------------------------------------------------
+    def parse(self, text: str) -> Command:
+        words = text.strip().split(maxsplit=1)
+        head = words[0] if words else "help"
+        rest = words[1] if len(words) > 1 else ""
+        if head == "help":
+            return Command("help")
+        if head == "list":
+            return Command("list")
+        if head == "status":
+            if not rest.strip() or len(rest.split()) != 1:
+                raise InvalidInput(f"usage: {COMMAND} status <intent id>")
+            return Command("status", intent_id=rest.strip())
+        spec = self.rt.registry.get(head)
+        if not rest.strip():
+            return Command("modal", workflow=spec.name)
+        parsed = parse_request(text)
+        params, env = parsed.params, parsed.environment
+        environments = sorted(self.rt.config.environments)
+        env = env or (environments[0] if len(environments) == 1 else None)
+        if env is None:
+            raise InvalidInput(f"say which environment: env=<{'|'.join(environments)}>")
+        self.rt.config.environment(env)
+        parse_params(spec, params)  # every bad field named now, before anything slow
+        return Command("request", workflow=spec.name, params=params, environment=env)
+
+    def help_text(self) -> str:
+        return (f"*opsbot* — `{COMMAND} list` shows workflows; `{COMMAND} <workflow> key=value … env=<env>` plans one; "
+                f"`{COMMAND} <workflow>` opens a form; `{COMMAND} status <id>` shows an intent. "
+                "A different approver must approve each plan.")
+
+    def list_text(self) -> str:
+        lines = []
+        for spec in self.rt.registry:
+            fields = []
+            for name, field in spec.params.model_fields.items():
+                optional = "" if field.is_required() else f" (default {field.default})"
+                fields.append(f"`{name}`{optional}")
+            policy = effective_policy(self.rt.config, spec)
+            lines.append(f"*{spec.name}* — {spec.summary}\n    inputs: {', '.join(fields)}; risk {spec.risk.value}; "
+                         f"{policy.approvals} approver(s) from {', '.join(sorted(policy.approve))}")
+        return "\n".join(lines) or "no workflows are registered"
+
+    # intake --------------------------------------------------------------------------------------
+    def request(self, command: Command, user: str, channel: str) -> Reply:
+        assert command.workflow and command.params is not None and command.environment
+        result = self.ops.request(command.workflow, command.params, command.environment, user)
+        intent = result.intent
+        if not result.created:
+            return Reply(f":repeat: This request already exists as intent `{intent.id}` ({intent.status.value}); "
+                         "see its thread.")
+        self._open_thread(intent, channel)
+        return Reply(f":memo: Planned `{intent.id}`: the plan is posted here for an approver.")
+
+    def request_from_modal(self, meta: ModalMeta, values: dict[str, str], environment: str, user: str) -> Reply:
+        params = {k: v for k, v in values.items() if v not in (None, "")}
+        command = Command("request", workflow=meta.workflow, params=params, environment=environment)
+        return self.request(command, user, meta.channel)
+
+    def _open_thread(self, intent: Intent, channel: str) -> None:
+        view = self.ops.show(intent.id)
+        now = self.rt.clock.now()
+        items: list[tuple[str, str | None, str, str, dict[str, Any]]] = [
+            (f"{intent.id}:parent", intent.id, channel, "post_parent", parent_payload(view, self.rt.registry))]
+        incident = self.rt.config.environment(intent.environment).incident_channel
+        if incident and incident != channel:
+            text = (f":rotating_light: {intent.workflow} requested by <@{intent.requester}> in {intent.environment} "
+                    f"(plan `{intent.plan_hash[:12]}`, intent `{intent.id}`); review it in <#{channel}>.")
+            items.append((f"{intent.id}:incident", intent.id, incident, "post", {"text": text}))
+        self.slack.enqueue(items, now, thread=(intent.id, channel))
+        self.wake()
+
+    def request_modal(self, workflow: str, channel: str) -> dict[str, Any]:
+        spec = self.rt.registry.get(workflow)
+        meta = ModalMeta(action="request", channel=channel, workflow=spec.name)
+        return render_request_modal(spec, sorted(self.rt.config.environments), meta)
+
+    # clicks --------------------------------------------------------------------------------------
+    def approve(self, value: ButtonValue, user: str) -> Reply:
+        intent = self.ops.approve(value.intent_id, user, value.plan_hash)
+        self._refresh(intent.id)
+        if intent.status is IntentStatus.APPROVED:
+            return Reply(f":white_check_mark: Approved `{intent.id}`; it will run shortly.")
+        needed = self.ops.show(intent.id).approvals_needed
+        return Reply(f":white_check_mark: Your approval of `{intent.id}` is recorded; {needed} distinct approvers are needed.")
+
+    def reason_modal(self, action: ActionId, value: ButtonValue, channel: str) -> dict[str, Any]:
+        """Deny (optional reason) and Mark done (required reason) ask for a reason first."""
+        self._current(value, check_version=action is not ActionId.DENY)
+        meta = ModalMeta(action=action.value, channel=channel, intent_id=value.intent_id, plan_hash=value.plan_hash,
+                         version=value.version)
+        title = "Deny this plan" if action is ActionId.DENY else "Mark done by hand"
+        callback = CallbackId.DENY_MODAL if action is ActionId.DENY else CallbackId.REASON_MODAL
+        return render_reason_modal(title, meta, required=action is ActionId.MARK_DONE, callback_id=callback)
+
+    def submit_reason(self, meta: ModalMeta, reason: str, user: str) -> Reply:
+        assert meta.intent_id is not None
+        value = ButtonValue(intent_id=meta.intent_id, plan_hash=meta.plan_hash or "", version=meta.version or 1)
+        if meta.action == ActionId.DENY.value:
+            intent = self.ops.deny(value.intent_id, user, reason)
+            self._refresh(intent.id)
+            return Reply(f":no_entry_sign: Denied `{intent.id}`.")
+        return self.recover(ActionId.MARK_DONE, value, user, reason)
+
+    def recover(self, action: ActionId, value: ButtonValue, user: str, reason: str = "") -> Reply:
+        intent = self._current(value, check_version=True)
+        why = reason or f"{action.value.removeprefix('ops_').replace('_', ' ')} clicked in Slack"
+        method = {Action.RETRY: self.ops.retry, Action.RESUME: self.ops.resume, Action.CANCEL: self.ops.cancel,
+                  Action.MARK_DONE: self.ops.mark_done, Action.COMPENSATE: self.ops.compensate}[RECOVERY[action]]
+        moved = method(intent.id, user, why)
+        self._refresh(moved.id)
+        return Reply(f":arrows_counterclockwise: `{moved.id}` is now {moved.status.value}.")
+
+    def _current(self, value: ButtonValue, check_version: bool) -> Intent:
+        intent = self.ops.show(value.intent_id).intent
+        if check_version and intent.version != value.version:
+            raise InvalidTransition(f"that message is out of date: `{intent.id}` is now {intent.status.value}; "
+                                    "use the latest message in its thread")
+        return intent
+
+    def _refresh(self, intent_id: str) -> None:
+        self.projector.sync_one(intent_id)
+        self.wake()
+
+    # reading -------------------------------------------------------------------------------------
+    def status(self, intent_id: str) -> Reply:
+        view = self.ops.show(intent_id)
+        g = view.guidance
+        text = "\n".join([
+            f"*{view.intent.workflow}* `{view.intent.id}` — *{view.intent.status.value}* {view.intent.status_reason or ''}",
+            f"*Requested:* {g.requested}",
+            "*Changed:* " + "; ".join(g.changed),
+            "*Uncertain:* " + "; ".join(g.uncertain),
+            "*You can now:* " + (", ".join(a.value for a in g.action_names) or "nothing, this is final"),
+        ])
+        return Reply(text)
+
+    def home(self, user: str) -> dict[str, Any]:
+        pending = []
+        for intent in self.ops.list(limit=200):
+            if intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL) or intent.requester == user:
+                continue
+            spec = self.rt.registry.get(intent.workflow)
+            if self.rt.config.roles_of(user) & effective_policy(self.rt.config, spec).approve:
+                pending.append(intent)
+        recent = [i for i in self.ops.list(limit=200) if i.requester == user][:10]
+        return render_home(user, pending, recent, self.rt.clock.now())
+

@@ -1,0 +1,338 @@
+"""End to end over real HTTP: the fake Slack drives `opsbot serve`'s stack; moto stands in for AWS."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bot.fakeslack import sign
+from bot.ids import ActionId, CallbackId
+from tests.conftest import create_source, rds_client
+from tests.fakes import Script, ScriptedAdapters
+from tests.slack_harness import (
+    APPROVER,
+    APPROVER2,
+    INCIDENT,
+    OPS,
+    OUTSIDER,
+    REQUESTER,
+    Bench,
+    served,
+    wait_until,
+)
+from adapters.aws import BotoAdapters
+from workflows.errors import PermanentError
+from workflows.model import IntentStatus
+
+REQUEST = "rds.create-replica source=billing-db replica=billing-db-r1 env=prod"
+
+
+@pytest.fixture
+def bench(tmp_path: Path, sqlite_url: str, aws: str) -> Any:
+    create_source(aws)
+    with served(tmp_path, sqlite_url, aws) as b:
+        yield b
+
+
+def plan(b: Bench, text: str = REQUEST, user: str = REQUESTER) -> str:
+    ack = b.driver.slash_command("/ops", text, user=user, channel=OPS)
+    assert ack.status == 200 and not ack.slow, ack
+    wait_until(lambda: b.services.ops.list() != [])
+    intent_id = b.only_intent()
+    b.settle()
+    return intent_id
+
+
+def click(b: Bench, intent_id: str, action: ActionId, user: str, **kw: Any) -> Any:
+    parent = b.parent(intent_id)
+    ack = b.driver.click(OPS, parent.ts, action.value, user=user, **kw)
+    assert ack.status == 200 and not ack.slow, ack
+    return ack
+
+
+def button_ids(blocks: list[dict[str, Any]]) -> set[str]:
+    return {e.get("action_id", "") for blk in blocks if blk.get("type") == "actions" for e in blk.get("elements", [])}
+
+
+def test_happy_path_plans_approves_executes_and_threads_the_story(bench: Bench, aws: str) -> None:
+    """Request, approval by a peer, execution to success; the parent is updated in place and the thread tells it."""
+    intent_id = plan(bench)
+    parent = bench.parent(intent_id)
+    assert {ActionId.APPROVE.value, ActionId.DENY.value} <= button_ids(parent.blocks)
+    assert "billing-db-r1" in str(parent.blocks) and intent_id in str(parent.blocks) or parent.text
+    assert any("rds.create-replica" in m.text for m in bench.fake.messages(INCIDENT))
+
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.SUCCEEDED
+    parent = bench.parent(intent_id)
+    assert parent.edits, "the parent message is updated in place"
+    assert ActionId.APPROVE.value not in button_ids(parent.blocks)
+    thread = " ".join(m.text + str(m.blocks) for m in bench.replies(intent_id))
+    assert "create_replica" in thread and "billing-db-r1" in thread
+    top_level = [m for m in bench.fake.messages(OPS) if m.thread_ts in (None, m.ts)]
+    assert len(top_level) == 1, "exactly one parent message per intent"
+    assert len([i for i in rds_client(aws).describe_db_instances()["DBInstances"]
+                if i["DBInstanceIdentifier"] == "billing-db-r1"]) == 1
+    bench.driver.assert_acks_fast()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rds.create-replica source=billing-db replica env=prod", "expected key=value"),
+        ("rds.create-replika source=a replica=b env=prod", "unknown workflow"),
+        ("rds.create-replica source=billing_db! replica=r1 env=prod", "source:"),
+        ("rds.create-replica source=billing-db env=prod", "replica: required"),
+        ("rds.create-replica source=billing-db replica=r1 env=staging", "unknown environment"),
+        ("rds.create-replica source=billing-db replica=r1 colour=blue env=prod", "colour: unknown parameter"),
+        ("status", "usage"),
+    ],
+)
+def test_validation_errors_answer_ephemerally_and_change_nothing(bench: Bench, text: str, expected: str) -> None:
+    """Each malformed command is answered in the ack, naming the bad field, and stores nothing."""
+    ack = bench.driver.slash_command("/ops", text, user=REQUESTER, channel=OPS)
+    assert ack.status == 200 and not ack.slow
+    body = ack.json()
+    assert body.get("response_type") == "ephemeral" and expected in body["text"], body
+    time.sleep(0.2)
+    assert bench.services.ops.list() == []
+    assert bench.fake.messages(OPS) == []
+
+
+def test_source_missing_is_reported_after_the_ack(bench: Bench) -> None:
+    """A preflight failure (slow path) comes back ephemerally through the response_url."""
+    ack = bench.driver.slash_command("/ops", "rds.create-replica source=nope-db replica=r1 env=prod", user=REQUESTER,
+                                     channel=OPS)
+    assert ack.status == 200
+    wait_until(lambda: any("not found" in t for t in bench.ephemeral_texts(REQUESTER)))
+    assert bench.services.ops.list() == []
+
+
+def test_self_approval_is_refused(bench: Bench) -> None:
+    """The requester's own Approve click gets an ephemeral refusal and changes nothing."""
+    intent_id = plan(bench, user=APPROVER)
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)
+    wait_until(lambda: any("your own request" in t for t in bench.ephemeral_texts(APPROVER)))
+    assert bench.status(intent_id) is IntentStatus.PENDING_APPROVAL
+
+
+def test_non_approver_is_refused(bench: Bench) -> None:
+    """Someone without an approver role is refused with the role they would need."""
+    intent_id = plan(bench)
+    click(bench, intent_id, ActionId.APPROVE, OUTSIDER)
+    wait_until(lambda: any("dba-lead" in t for t in bench.ephemeral_texts(OUTSIDER)))
+    assert bench.status(intent_id) is IntentStatus.PENDING_APPROVAL
+
+
+def test_stale_plan_click_is_refused(bench: Bench, aws: str) -> None:
+    """An Approve carrying a plan hash that is no longer the intent's is refused politely."""
+    intent_id = plan(bench)
+    old_value = next(e["value"] for blk in bench.parent(intent_id).blocks if blk.get("type") == "actions"
+                     for e in blk["elements"] if e.get("action_id") == ActionId.APPROVE.value)
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)
+    rds_client(aws).modify_db_instance(DBInstanceIdentifier="billing-db", DBInstanceClass="db.r6g.large",
+                                       ApplyImmediately=True)
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.NEEDS_REAPPROVAL
+    assert ActionId.APPROVE.value in button_ids(bench.parent(intent_id).blocks), "a fresh Approve is offered"
+    click(bench, intent_id, ActionId.APPROVE, APPROVER2, value=old_value)
+    wait_until(lambda: any("plan changed" in t for t in bench.ephemeral_texts(APPROVER2)))
+    assert bench.status(intent_id) is IntentStatus.NEEDS_REAPPROVAL
+
+
+def test_expired_approval_asks_again(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+    """An approval that expires before execution is not used: the intent asks for a new one, in the thread too."""
+    create_source(aws)
+    with served(tmp_path, sqlite_url, aws, settings_overrides={"approval_ttl_seconds": 0.3}) as b:
+        intent_id = plan(b)
+        click(b, intent_id, ActionId.APPROVE, APPROVER)
+        time.sleep(0.5)
+        b.settle()
+        assert b.status(intent_id) is IntentStatus.NEEDS_REAPPROVAL
+        assert any("expired" in m.text.lower() for m in b.replies(intent_id))
+        assert ActionId.APPROVE.value in button_ids(b.parent(intent_id).blocks)
+
+
+def test_concurrent_approvals_execute_once(bench: Bench, aws: str) -> None:
+    """Two approvers clicking at the same moment lead to one approval transition and one execution."""
+    intent_id = plan(bench)
+    parent = bench.parent(intent_id)
+    barrier = threading.Barrier(2)
+
+    def approve(user: str) -> None:
+        barrier.wait()
+        bench.driver.click(OPS, parent.ts, ActionId.APPROVE.value, user=user)
+
+    threads = [threading.Thread(target=approve, args=(u,)) for u in (APPROVER, APPROVER2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    bench.settle()
+    view = bench.services.ops.show(intent_id)
+    assert view.intent.status is IntentStatus.SUCCEEDED
+    assert [e.kind for e in view.events].count("claimed") == 1
+    assert len([i for i in rds_client(aws).describe_db_instances()["DBInstances"]
+                if i["DBInstanceIdentifier"] == "billing-db-r1"]) == 1
+
+
+def test_deny_with_reason_updates_the_plan_message(bench: Bench) -> None:
+    """Deny opens a modal; the reason is recorded and the plan message shows who denied and why."""
+    intent_id = plan(bench)
+    click(bench, intent_id, ActionId.DENY, APPROVER)
+    wait_until(lambda: bench.fake.views(kind="modal"))
+    view = bench.fake.views(kind="modal")[-1]
+    assert view.payload["callback_id"] == CallbackId.DENY_MODAL.value
+    ack = bench.driver.submit_view(view.id, {"reason": {"reason_input": "change freeze until Monday"}}, user=APPROVER)
+    assert ack.status == 200
+    wait_until(lambda: bench.status(intent_id) is IntentStatus.DENIED)
+    bench.settle()
+    parent = bench.parent(intent_id)
+    assert "change freeze" in str(parent.blocks) and ActionId.APPROVE.value not in button_ids(parent.blocks)
+
+
+def test_failed_step_then_retry_succeeds(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+    """A permanent failure shows the four answers with Retry; clicking Retry runs the step again to success."""
+    create_source(aws)
+    script = Script(errors={"create_read_replica": [PermanentError("InsufficientDBInstanceCapacity")]})
+
+    def adapters(settings: Any) -> ScriptedAdapters:
+        return ScriptedAdapters(BotoAdapters(endpoint_url=settings.aws_endpoint_url), script)
+
+    with served(tmp_path, sqlite_url, aws, adapters=adapters) as b:
+        intent_id = plan(b)
+        click(b, intent_id, ActionId.APPROVE, APPROVER)
+        b.settle()
+        assert b.status(intent_id) is IntentStatus.FAILED
+        verdict = b.replies(intent_id)[-1]
+        assert ActionId.RETRY.value in button_ids(verdict.blocks)
+        assert "InsufficientDBInstanceCapacity" in str(verdict.blocks)
+        ack = b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)
+        assert ack.status == 200
+        wait_until(lambda: b.status(intent_id) is not IntentStatus.FAILED)
+        b.settle()
+        assert b.status(intent_id) is IntentStatus.SUCCEEDED
+
+
+def test_outdated_recovery_button_is_refused(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+    """A recovery button from an older version of the message is refused and does nothing."""
+    create_source(aws)
+    script = Script(errors={"create_read_replica": [PermanentError("boom")]})
+
+    def adapters(settings: Any) -> ScriptedAdapters:
+        return ScriptedAdapters(BotoAdapters(endpoint_url=settings.aws_endpoint_url), script)
+
+    with served(tmp_path, sqlite_url, aws, adapters=adapters) as b:
+        intent_id = plan(b)
+        click(b, intent_id, ActionId.APPROVE, APPROVER)
+        b.settle()
+        verdict = b.replies(intent_id)[-1]
+        b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)
+        b.settle()
+        b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)  # the same, now outdated, message
+        wait_until(lambda: any("out of date" in t for t in b.ephemeral_texts(REQUESTER)))
+        assert [e.kind for e in b.services.ops.show(intent_id).events].count("retry") == 1
+
+
+def test_slack_429_and_5xx_lose_nothing_and_never_duplicate_the_parent(bench: Bench) -> None:
+    """Rate limits and server errors while posting delay messages; every one arrives once, one parent."""
+    bench.fake.inject(method="chat.postMessage", status=429, retry_after=1, times=2)
+    bench.fake.inject(method="chat.postMessage", status=503, times=2)
+    bench.fake.inject(method="chat.update", status=500, times=1)
+    intent_id = plan(bench)
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.SUCCEEDED
+    assert bench.services.slack is not None
+    assert bench.services.slack.store.pending_count() == 0
+    assert bench.services.slack.outbox.stats.retried >= 3
+    sent = [i for i in bench.services.slack.store.sent() if i.intent_id == intent_id and i.kind == "thread_reply"]
+    delivered = "\n".join(m.text for m in bench.replies(intent_id))
+    assert sent and all(str(i.payload["text"]) in delivered for i in sent), "every queued reply reached the thread"
+    assert len(delivered.splitlines()) == len(sent), "and none twice"
+    top_level = [m for m in bench.fake.messages(OPS) if m.thread_ts in (None, m.ts)]
+    assert len(top_level) == 1
+    assert bench.parent(intent_id).blocks and "succeeded" in str(bench.parent(intent_id).blocks).lower()
+
+
+def test_forged_and_replayed_requests_get_401(bench: Bench) -> None:
+    """A bad signature and a timestamp older than five minutes are both rejected before any listener runs."""
+    forged = bench.driver.slash_command("/ops", "help", user=REQUESTER, channel=OPS, signature="v0=" + "0" * 64)
+    old = int(time.time()) - 6 * 60
+    replayed = bench.driver.slash_command("/ops", "help", user=REQUESTER, channel=OPS, timestamp=old)
+    assert forged.status == 401 and replayed.status == 401
+
+
+def test_secret_canary_never_reaches_slack(bench: Bench) -> None:
+    """A canary in parameters and reasons is never in any message, ephemeral, view or response Slack received."""
+    canary = "CANARY-5b9e01"
+    bench.driver.slash_command("/ops", f"rds.create-replica source=postgres://u:{canary}@h replica=r1 env=prod",
+                               user=REQUESTER, channel=OPS)
+    bench.driver.slash_command("/ops", f"rds.create-replica password={canary} env=prod", user=REQUESTER, channel=OPS)
+    intent_id = plan(bench)
+    click(bench, intent_id, ActionId.DENY, APPROVER)
+    wait_until(lambda: bench.fake.views(kind="modal"))
+    view = bench.fake.views(kind="modal")[-1]
+    bench.driver.submit_view(view.id, {"reason": {"reason_input": f"DSN is postgresql://admin:{canary}@db/x"}},
+                             user=APPROVER)
+    wait_until(lambda: bench.status(intent_id) is IntentStatus.DENIED)
+    bench.settle()
+    received = repr([c.args for c in bench.fake.calls]) + repr([p.body for p in bench.fake.response_posts()])
+    received += repr([a.body for a in bench.driver.acks])
+    assert canary not in received
+
+
+def test_status_command_and_modal_request(bench: Bench) -> None:
+    """`/ops status` answers with the four answers; `/ops <workflow>` opens a generated form that plans on submit."""
+    intent_id = plan(bench)
+    bench.driver.slash_command("/ops", f"status {intent_id}", user=REQUESTER, channel=OPS)
+    wait_until(lambda: any("Uncertain" in t for t in bench.ephemeral_texts(REQUESTER)))
+    bench.driver.slash_command("/ops", "rds.create-replica", user=REQUESTER, channel=OPS)
+    wait_until(lambda: bench.fake.views(kind="modal"))
+    view = bench.fake.views(kind="modal")[-1]
+    assert view.payload["callback_id"] == CallbackId.REQUEST_MODAL.value
+    bench.driver.submit_view(view.id, {"source": {"value": "billing-db"}, "replica": {"value": "billing-db-r2"},
+                                       "env": {"value": "prod"}}, user=REQUESTER)
+    wait_until(lambda: len(bench.services.ops.list()) == 2)
+
+
+def test_home_tab_shows_pending_approvals(bench: Bench) -> None:
+    """Opening the Home tab publishes the viewer's pending approvals."""
+    intent_id = plan(bench)
+    bench.driver.app_home_opened(APPROVER)
+    wait_until(lambda: bench.fake.home_view(APPROVER) is not None)
+    home = bench.fake.home_view(APPROVER)
+    assert home is not None and intent_id in str(home.payload)
+
+
+def test_healthz_reports_the_store(bench: Bench) -> None:
+    """GET /healthz is 200 while the intent store answers."""
+    response = requests.get(f"{bench.url}/healthz", timeout=5)
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_digest_is_posted_once_per_period_across_processes(bench: Bench) -> None:
+    """Two processes firing the same cron minute post one digest listing what needs attention."""
+    from bot.digest import post_digest
+
+    intent_id = plan(bench)
+    digest = bench.services.runtime.config.digests[0]
+    later = bench.services.runtime.clock.now().replace(microsecond=0)
+    first = post_digest(bench.services, digest, later)
+    second = post_digest(bench.services, digest, later)
+    bench.settle()
+    assert (first, second) == (True, False)
+    [message] = bench.fake.messages(digest.channel)
+    assert "pending" in message.text.lower() or "approval" in str(message.blocks).lower()
+    del intent_id
+
+
+def test_signature_helper_matches_slack_scheme() -> None:
+    """The driver's signing is Slack's v0 scheme (guards the fixtures themselves)."""
+    assert sign("s", 1, "b").startswith("v0=") and len(sign("s", 1, "b")) == 67
