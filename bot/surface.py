@@ -69,9 +69,13 @@ class SlackSurface:
         if not rest.strip():
             return Command("modal", workflow=spec.name)
         parsed = parse_request(text)
-        params, env = parsed.params, parsed.environment
+        return self.validate(spec.name, parsed.params, parsed.environment)
+
+    def validate(self, workflow: str, params: dict[str, str], environment: str | None) -> Command:
+        """Check a request without side effects: environment known, every field valid."""
+        spec = self.rt.registry.get(workflow)
         environments = sorted(self.rt.config.environments)
-        env = env or (environments[0] if len(environments) == 1 else None)
+        env = environment or (environments[0] if len(environments) == 1 else None)
         if env is None:
             raise InvalidInput(f"say which environment: env=<{'|'.join(environments)}>")
         self.rt.config.environment(env)
@@ -106,9 +110,7 @@ class SlackSurface:
         self._open_thread(intent, channel)
         return Reply(f":memo: Planned `{intent.id}`: the plan is posted here for an approver.")
 
-    def request_from_modal(self, meta: ModalMeta, values: dict[str, str], environment: str, user: str) -> Reply:
-        params = {k: v for k, v in values.items() if v not in (None, "")}
-        command = Command("request", workflow=meta.workflow, params=params, environment=environment)
+    def request_from_modal(self, command: Command, meta: ModalMeta, user: str) -> Reply:
         return self.request(command, user, meta.channel)
 
     def _open_thread(self, intent: Intent, channel: str) -> None:

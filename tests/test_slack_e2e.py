@@ -336,3 +336,56 @@ def test_digest_is_posted_once_per_period_across_processes(bench: Bench) -> None
 def test_signature_helper_matches_slack_scheme() -> None:
     """The driver's signing is Slack's v0 scheme (guards the fixtures themselves)."""
     assert sign("s", 1, "b").startswith("v0=") and len(sign("s", 1, "b")) == 67
+
+
+def test_modal_field_errors_stay_on_the_form(bench: Bench) -> None:
+    """A bad value in the generated form is reported on that field and nothing is planned."""
+    bench.driver.slash_command("/ops", "rds.create-replica", user=REQUESTER, channel=OPS)
+    wait_until(lambda: bench.fake.views(kind="modal"))
+    view = bench.fake.views(kind="modal")[-1]
+    ack = bench.driver.submit_view(view.id, {"source": {"value": "billing-db"}, "replica": {"value": "bad--name"},
+                                             "env": {"value": "prod"}}, user=REQUESTER)
+    body = ack.json()
+    assert body["response_action"] == "errors" and "replica" in body["errors"], body
+    assert bench.services.ops.list() == []
+
+
+def test_unexpected_error_shows_a_correlation_id_not_a_trace(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+    """A bug in preflight answers with a correlation id that is also in the log; no stack trace reaches Slack."""
+    from structlog.testing import capture_logs
+
+    class Broken:
+        def rds(self, region: str) -> Any:
+            raise RuntimeError("adapter exploded: postgresql://u:CANARY-77@h/db")
+
+    with served(tmp_path, sqlite_url, aws, adapters=lambda _s: Broken()) as b, capture_logs() as logs:
+        b.driver.slash_command("/ops", REQUEST, user=REQUESTER, channel=OPS)
+        wait_until(lambda: any("correlation id" in t for t in b.ephemeral_texts(REQUESTER)))
+        text = next(t for t in b.ephemeral_texts(REQUESTER) if "correlation id" in t)
+        correlation = text.split("`")[1]
+        assert any(e.get("correlation_id") == correlation for e in logs)
+        assert "Traceback" not in text and "CANARY-77" not in text
+        assert b.services.ops.list() == []
+
+
+def test_mark_done_from_slack_needs_a_reason_and_an_approver(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+    """Mark done opens a reason form; a requester without the approver role is refused, an approver succeeds."""
+    create_source(aws)
+    script = Script(errors={"create_read_replica": [PermanentError("InsufficientDBInstanceCapacity")]})
+
+    def adapters(settings: Any) -> ScriptedAdapters:
+        return ScriptedAdapters(BotoAdapters(endpoint_url=settings.aws_endpoint_url), script)
+
+    with served(tmp_path, sqlite_url, aws, adapters=adapters) as b:
+        intent_id = plan(b)
+        click(b, intent_id, ActionId.APPROVE, APPROVER)
+        b.settle()
+        verdict = b.replies(intent_id)[-1]
+        for user in (OUTSIDER, APPROVER):
+            b.driver.click(OPS, verdict.ts, ActionId.MARK_DONE.value, user=user)
+            wait_until(lambda u=user: b.fake.views(kind="modal", user=u))
+            view = b.fake.views(kind="modal", user=user)[-1]
+            assert view.payload["callback_id"] == CallbackId.REASON_MODAL.value
+            b.driver.submit_view(view.id, {"reason": {"reason_input": "created by hand in the console"}}, user=user)
+        wait_until(lambda: b.status(intent_id) is IntentStatus.MARKED_DONE)
+        assert any("approver role" in t for t in b.ephemeral_texts(OUTSIDER))

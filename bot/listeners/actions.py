@@ -18,9 +18,9 @@ def _channel(body: dict[str, Any]) -> str:
 
 def register(app: App, surface: SlackSurface) -> None:
     @app.action(ActionId.APPROVE.value)
-    def approve(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def approve(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        with answering(body, respond):
+        with answering(body, respond, client):
             reply = surface.approve(button_value(action.get("value")), body["user"]["id"])
             respond(response_type="ephemeral", replace_original=False, text=reply.text)
 
@@ -33,9 +33,9 @@ def register(app: App, surface: SlackSurface) -> None:
     app.action(ActionId.DENY.value)(ask_reason)
     app.action(ActionId.MARK_DONE.value)(ask_reason)
 
-    def recover(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def recover(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        with answering(body, respond):
+        with answering(body, respond, client):
             reply = surface.recover(ActionId(action["action_id"]), button_value(action.get("value")), body["user"]["id"])
             respond(response_type="ephemeral", replace_original=False, text=reply.text)
 

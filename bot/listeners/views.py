@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.errors import answering
+from bot.errors import answering, report
 from bot.ids import FIELD_ACTION, REASON_ACTION, BlockId, CallbackId, modal_meta
 from bot.surface import SlackSurface
 from workflows.errors import OpsError
@@ -26,25 +26,32 @@ def _text(state: dict[str, dict[str, Any]], block: str, action: str) -> str:
 def register(app: App, surface: SlackSurface) -> None:
     @app.view(CallbackId.REQUEST_MODAL.value)
     def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        meta = modal_meta(view.get("private_metadata"))
-        state = _values(view)
-        fields = {block: _text(state, block, FIELD_ACTION) for block in state if block != BlockId.ENVIRONMENT.value}
-        environment = _text(state, BlockId.ENVIRONMENT.value, FIELD_ACTION)
-        user = body["user"]["id"]
         try:
-            surface.parse(" ".join([meta.workflow or "", *(f"{k}={v}" for k, v in fields.items() if v),
-                                    f"env={environment}"]))
-        except OpsError as exc:
+            meta = modal_meta(view.get("private_metadata"))
+        except OpsError as exc:  # not a form we issued: close it and say so
+            ack()
+            report(exc, body, client=client)
+            return
+        state = _values(view)
+        fields = {b: v for b in state if b != BlockId.ENVIRONMENT.value and (v := _text(state, b, FIELD_ACTION))}
+        try:
+            command = surface.validate(meta.workflow or "", fields, _text(state, BlockId.ENVIRONMENT.value, FIELD_ACTION))
+        except OpsError as exc:  # shown on the form's fields; the modal stays open
             ack(response_action="errors", errors=_field_errors(str(exc), state))
             return
         ack()
-        context = {"user": {"id": user}, "channel": {"id": meta.channel}}
-        with answering(context, client=client):
-            text = surface.request_from_modal(meta, fields, environment, user).text
+        user = body["user"]["id"]
+        with answering({"user": {"id": user}, "channel": {"id": meta.channel}}, client=client):
+            text = surface.request_from_modal(command, meta, user).text
             client.chat_postEphemeral(channel=meta.channel, user=user, text=text)
 
     def submit_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        meta = modal_meta(view.get("private_metadata"))
+        try:
+            meta = modal_meta(view.get("private_metadata"))
+        except OpsError as exc:  # not a form we issued: close it and say so
+            ack()
+            report(exc, body, client=client)
+            return
         reason = _text(_values(view), BlockId.REASON.value, REASON_ACTION)
         ack()
         user = body["user"]["id"]
