@@ -1,38 +1,69 @@
-"""`make demo`: the whole flow on embedded defaults (SQLite intent store, moto for AWS), through the real CLI."""
+"""`make demo`: the whole flow over real HTTP on embedded defaults.
+
+SQLite intent store, AWS from moto, and the fake Slack in this process; `opsbot serve` runs as its own process
+(executor, reconciler and Slack delivery included) exactly as it would in production.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import shlex
+import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import boto3
 import yaml
 from moto.server import ThreadedMotoServer
 
+from bot.fakeslack import FakeSlack, SlackDriver
+from store.migrate import upgrade
+
+ALICE, BOB = "U0ALICE01", "U0BOB0001"
+OPS, INCIDENT = "C0OPS0001", "C0INCIDNT"
+TOKEN, SECRET = "xoxb-demo-000000000-opsbot", "demo-signing-secret"
 CONFIG = {
-    "environments": {"prod": {"aws_region": "us-east-1", "incident_channel": "C0INCIDENT"}},
-    "roles": {"dba": ["alice", "bob"], "dba-lead": ["bob"]},
+    "environments": {"prod": {"aws_region": "us-east-1", "incident_channel": INCIDENT}},
+    "roles": {"dba": [ALICE, BOB], "dba-lead": [BOB]},
     "policies": {"rds.create-replica": {"request": ["dba"], "approve": ["dba-lead"], "approvals": 1}},
 }
+REQUEST = "rds.create-replica source=billing-db replica=billing-db-r1 instance_class=db.t3.large env=prod"
 
 
-def banner(text: str) -> None:
+def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def run(env: dict[str, str], *args: str, expect: int = 0) -> str:
-    print(f"$ opsbot {shlex.join(args)}", flush=True)
-    result = subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120)
-    sys.stdout.write(result.stdout)
-    sys.stdout.write(result.stderr)
-    if result.returncode != expect:
-        raise SystemExit(f"demo: expected exit {expect}, got {result.returncode}")
-    return result.stdout
+def start_serve(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """`opsbot serve` on a free port; returns the process and its events URL."""
+    log = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            raise SystemExit(f"opsbot serve exited early; see {log_path}")
+        if match := re.search(r"listening on (http://\S+)", line):
+            # Keep reading its stdout (one JSON line per event) into the log, or the pipe fills and it stalls.
+            threading.Thread(target=lambda: log.writelines(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+            return proc, f"{match.group(1)}/slack/events"
+    raise SystemExit("opsbot serve did not start within 60 s")
+
+
+def wait(what: str, predicate: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"demo: timed out waiting for {what}")
 
 
 def main() -> None:
@@ -41,38 +72,60 @@ def main() -> None:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
+    fake = FakeSlack(TOKEN, SECRET, channels={OPS: "ops", INCIDENT: "incident"}, users={ALICE: "alice", BOB: "bob"})
+    fake.start()
+    proc = None
     try:
-        (workdir / "opsbot.yml").write_text(yaml.safe_dump(CONFIG))
-        env = {**os.environ, "OPSBOT_DATABASE_URL": f"sqlite:///{workdir / 'opsbot.db'}",
-               "OPSBOT_CONFIG": str(workdir / "opsbot.yml"), "OPSBOT_LOG_LEVEL": "WARNING",
-               "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
-               "AWS_DEFAULT_REGION": "us-east-1"}
-        banner(f"embedded defaults: SQLite at {workdir / 'opsbot.db'}, moto at {endpoint}")
         boto3.client("rds", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="demo",
                      aws_secret_access_key="demo").create_db_instance(
             DBInstanceIdentifier="billing-db", Engine="postgres", DBInstanceClass="db.t3.medium",
             MasterUsername="admin", MasterUserPassword="demo-password-1", AllocatedStorage=20)
-        print("source instance billing-db is available in moto")
-        run(env, "db", "upgrade")
+        (workdir / "opsbot.yml").write_text(yaml.safe_dump(CONFIG))
+        db_url = f"sqlite:///{workdir / 'opsbot.db'}"
+        upgrade(db_url)
+        env = {**os.environ, "OPSBOT_DATABASE_URL": db_url, "OPSBOT_CONFIG": str(workdir / "opsbot.yml"),
+               "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
+               "AWS_DEFAULT_REGION": "us-east-1", "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
+               "OPSBOT_SLACK_API_URL": fake.api_url, "OPSBOT_RECONCILE_INTERVAL_SECONDS": "2"}
+        say(f"embedded defaults: SQLite {workdir / 'opsbot.db'}, moto {endpoint}, fake Slack {fake.url}")
+        proc, events_url = start_serve(env, workdir / "serve.log")
+        print(f"opsbot serve is up at {events_url} (its JSON log: {workdir / 'serve.log'})")
+        driver = SlackDriver(fake, events_url, signing_secret=SECRET)
 
-        banner("alice requests a read replica: preflight runs and prints the plan")
-        out = run(env, "request", "rds.create-replica", "source=billing-db", "replica=billing-db-r1", "env=prod",
-                  "--actor", "alice")
-        intent_id = out.rsplit("opsbot approve", 1)[1].split()[0]
+        say(f"alice types: /ops {REQUEST}")
+        ack = driver.slash_command("/ops", REQUEST, user=ALICE, channel=OPS)
+        print(f"ack {ack.status} in {ack.elapsed * 1000:.0f} ms: {ack.json().get('text')}")
+        wait("the plan message", lambda: fake.messages(OPS))
+        plan = fake.messages(OPS)[0]
 
-        banner("alice tries to approve her own request: refused")
-        run(env, "approve", intent_id, "--actor", "alice", expect=2)
+        say("alice clicks Approve on her own plan")
+        driver.click(OPS, plan.ts, "ops_approve", user=ALICE)
+        wait("the refusal", lambda: any("own request" in e.text or "own request" in str(p.body)
+                                        for e in fake.ephemerals(user=ALICE) for p in fake.response_posts()))
+        print("refused: you cannot approve your own request")
 
-        banner("bob, a dba-lead, approves")
-        run(env, "approve", intent_id, "--actor", "bob")
+        say("bob, a dba-lead, clicks Approve")
+        driver.click(OPS, plan.ts, "ops_approve", user=BOB)
+        wait("the verdict in the thread and on the plan message",
+             lambda: any("Succeeded" in m.text for m in fake.thread(OPS, plan.ts))
+             and "succeeded" in str((fake.message(OPS, plan.ts) or plan).blocks).lower(), timeout=90)
 
-        banner("the worker executes: create, converge, verify postconditions")
-        run(env, "worker", "--once")
-
-        banner("what happened, from the intent store")
-        run(env, "intents", "show", intent_id)
-        run(env, "audit", "verify")
+        say("#ops as Slack shows it")
+        print(fake.transcript(OPS))
+        say("#incident")
+        print(fake.transcript(INCIDENT))
+        say("acks")
+        for a in driver.acks:
+            print(f"  {a.kind:<28} {a.status}  {a.elapsed * 1000:6.1f} ms")
+        driver.assert_acks_fast()
     finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        fake.stop()
         moto.stop()
 
 
