@@ -40,7 +40,8 @@ def create_app(settings: Settings, services: Services) -> App:
     app = App(
         client=services.slack.client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
-        process_before_response=False,
+        # Listeners answer in the request thread (they only parse and touch the store); slow work is lazy.
+        process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
 

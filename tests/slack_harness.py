@@ -92,12 +92,22 @@ def served(tmp_path: Path, db_url: str, aws: str, adapters: Any = None, settings
         services = build_services(settings, adapters(settings) if adapters else None)
         app = create_app(settings, services)
         server = make_server(app, services.store, "127.0.0.1", 0, threads=8)
-        thread = threading.Thread(target=server.run, daemon=True)
+        closing = threading.Event()
+
+        def run() -> None:
+            try:
+                server.run()
+            except OSError:
+                if not closing.is_set():  # closing the socket under the loop is how waitress stops
+                    raise
+
+        thread = threading.Thread(target=run, daemon=True)
         thread.start()
         url = f"http://127.0.0.1:{server.effective_port}"
         try:
             yield Bench(fake, fake.driver(f"{url}/slack/events"), services, url)
         finally:
+            closing.set()
             server.close()
             thread.join(5)
             services.store.engine.dispose()

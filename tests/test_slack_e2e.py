@@ -42,7 +42,9 @@ def bench(tmp_path: Path, sqlite_url: str, aws: str) -> Any:
 def plan(b: Bench, text: str = REQUEST, user: str = REQUESTER) -> str:
     ack = b.driver.slash_command("/ops", text, user=user, channel=OPS)
     assert ack.status == 200 and not ack.slow, ack
-    wait_until(lambda: b.services.ops.list() != [])
+    assert b.services.slack is not None
+    slack = b.services.slack.store
+    wait_until(lambda: len(b.services.ops.list()) == 1 and slack.thread(b.only_intent()) is not None)
     intent_id = b.only_intent()
     b.settle()
     return intent_id
