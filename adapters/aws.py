@@ -41,7 +41,9 @@ def classify(exc: Exception, operation: str) -> Exception:
             return AlreadyExists(f"{operation}: {message}")
         if code in _TRANSIENT:
             return TransientError(f"{operation}: {code}: {message}", delay=5.0 if code in _THROTTLING else None)
-        return PermanentError(f"{operation}: {code}: {message}", guidance="check the parameters and the account's limits")
+        return PermanentError(
+            f"{operation}: {code}: {message}", guidance="check the parameters and the account's limits"
+        )
     if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
         return TransientError(f"{operation}: could not reach AWS ({type(exc).__name__})")
     if isinstance(exc, ReadTimeoutError | ConnectionClosedError):
@@ -73,7 +75,9 @@ class RdsAdapter:
             raise
         return _instance(found[0]) if found else None
 
-    def create_read_replica(self, *, replica_id: str, source_id: str, instance_class: str, tags: dict[str, str]) -> DbInstance:
+    def create_read_replica(
+        self, *, replica_id: str, source_id: str, instance_class: str, tags: dict[str, str]
+    ) -> DbInstance:
         raw = self._call(
             "create_db_instance_read_replica",
             DBInstanceIdentifier=replica_id,
@@ -111,8 +115,9 @@ class BotoAdapters:
 
     def rds(self, region: str) -> RdsAdapter:
         if region not in self._clients:
-            client = boto3.session.Session().client("rds", region_name=region, endpoint_url=self.endpoint_url,
-                                                    config=boto_config())
+            client = boto3.session.Session().client(
+                "rds", region_name=region, endpoint_url=self.endpoint_url, config=boto_config()
+            )
             if self.client_hook:
                 self.client_hook(client)
             self._clients[region] = client

@@ -27,16 +27,16 @@ from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.demo import CONFIG, OPS, SECRET, TOKEN, start_serve  # noqa: E402
-from bot.fakeslack import FakeSlack, SlackDriver  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
+from bot.demo import CONFIG, OPS, SECRET, TOKEN, start_serve
+from bot.fakeslack import FakeSlack, SlackDriver
+from store.migrate import upgrade
 
 USERS = {f"U0USER{i:04d}": f"user{i}" for i in range(200)}
 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def one_run(total: int, concurrency: int) -> list[float]:
@@ -49,18 +49,33 @@ def one_run(total: int, concurrency: int) -> list[float]:
     proc = None
     try:
         requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # moto's state is per process, not per server
-        boto3.client("rds", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="b",
-                     aws_secret_access_key="b").create_db_instance(
-            DBInstanceIdentifier="billing-db", Engine="postgres", DBInstanceClass="db.t3.medium",
-            MasterUsername="admin", MasterUserPassword="bench-password-1", AllocatedStorage=20)
+        boto3.client(
+            "rds", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="b", aws_secret_access_key="b"
+        ).create_db_instance(
+            DBInstanceIdentifier="billing-db",
+            Engine="postgres",
+            DBInstanceClass="db.t3.medium",
+            MasterUsername="admin",
+            MasterUserPassword="bench-password-1",
+            AllocatedStorage=20,
+        )
         config = {**CONFIG, "roles": {"dba": list(USERS), "dba-lead": list(USERS)[:5]}}
         (workdir / "opsbot.yml").write_text(yaml.safe_dump(config))
         db_url = f"sqlite:///{workdir / 'opsbot.db'}"
         upgrade(db_url)
-        env = {**os.environ, "OPSBOT_DATABASE_URL": db_url, "OPSBOT_CONFIG": str(workdir / "opsbot.yml"),
-               "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "b", "AWS_SECRET_ACCESS_KEY": "b",
-               "AWS_DEFAULT_REGION": "us-east-1", "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-               "OPSBOT_SLACK_API_URL": fake.api_url, "OPSBOT_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "OPSBOT_DATABASE_URL": db_url,
+            "OPSBOT_CONFIG": str(workdir / "opsbot.yml"),
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "b",
+            "AWS_SECRET_ACCESS_KEY": "b",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "OPSBOT_SLACK_API_URL": fake.api_url,
+            "OPSBOT_LOG_LEVEL": "WARNING",
+        }
         proc, url = start_serve(env, workdir / "serve.log")
         driver = SlackDriver(fake, url, signing_secret=SECRET, timeout=30)
         users = list(USERS)
@@ -95,10 +110,14 @@ def main() -> None:
         acks = one_run(args.total, args.concurrency)
         everything += acks
         ms = [a * 1000 for a in acks]
-        print(f"run {run}: {len(ms)} acks in {time.perf_counter() - started:.1f}s  median {statistics.median(ms):6.1f} ms"
-              f"  p99 {percentile(ms, 99):6.1f} ms  max {max(ms):6.1f} ms  over 3 s: {sum(m > 3000 for m in ms)}")
+        print(
+            f"run {run}: {len(ms)} acks in {time.perf_counter() - started:.1f}s  median {statistics.median(ms):6.1f} ms"
+            f"  p99 {percentile(ms, 99):6.1f} ms  max {max(ms):6.1f} ms  over 3 s: {sum(m > 3000 for m in ms)}"
+        )
     ms = [a * 1000 for a in everything]
-    print(f"all {len(ms)}: median {statistics.median(ms):.1f} ms, p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms")
+    print(
+        f"all {len(ms)}: median {statistics.median(ms):.1f} ms, p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

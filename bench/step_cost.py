@@ -30,8 +30,11 @@ from workflows.outcomes import Done, Evidence
 from workflows.registry import PlanDraft, Postcondition, Registry, Risk, Step, Workflow, workflow
 from workflows.service import OpsService
 
-CONFIG = {"environments": {"bench": {}}, "roles": {"r": ["alice"], "a": ["bob"]},
-          "policies": {"bench.noop": {"request": ["r"], "approve": ["a"]}}}
+CONFIG = {
+    "environments": {"bench": {}},
+    "roles": {"r": ["alice"], "a": ["bob"]},
+    "policies": {"bench.noop": {"request": ["r"], "approve": ["a"]}},
+}
 
 
 class NoopParams(BaseModel):
@@ -53,8 +56,16 @@ def noop_registry(steps: int) -> Registry:
     Noop.steps = tuple(Step(f"noop_{i}") for i in range(steps))
     for i in range(steps):
         setattr(Noop, f"noop_{i}", lambda self, ctx: Done())
-    workflow(registry, name="bench.noop", summary="no-op steps", params=NoopParams, request_roles=("r",),
-             approve_roles=("a",), risk=Risk.LOW, blast_radius="none")(Noop)
+    workflow(
+        registry,
+        name="bench.noop",
+        summary="no-op steps",
+        params=NoopParams,
+        request_roles=("r",),
+        approve_roles=("a",),
+        risk=Risk.LOW,
+        blast_radius="none",
+    )(Noop)
     return registry
 
 
@@ -90,8 +101,12 @@ def raw_commit_cost(url: str, n: int) -> float:
         for _ in range(n):
             if not pg:
                 cur.execute("BEGIN IMMEDIATE")
-            cur.execute("INSERT INTO bench_raw (id, body) VALUES (%s, %s)" if pg else "INSERT INTO bench_raw (id, body) VALUES (?, ?)",
-                        (uuid.uuid4().hex, "x" * 100))
+            cur.execute(
+                "INSERT INTO bench_raw (id, body) VALUES (%s, %s)"
+                if pg
+                else "INSERT INTO bench_raw (id, body) VALUES (?, ?)",
+                (uuid.uuid4().hex, "x" * 100),
+            )
             conn.commit()
         return (time.perf_counter() - start) / n
     finally:
@@ -123,7 +138,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--pg", default=os.environ.get("OPSBOT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg", default=os.environ.get("OPSBOT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    )
     args = parser.parse_args()
     import logging
 
@@ -146,8 +163,10 @@ def main() -> None:
             print(f"== {label} ({args.runs} runs of {args.steps} steps)")
             print(summarize("checkpointed no-op step", steps))
             print(summarize("raw INSERT+COMMIT", raws))
-            print(f"{'ratio step / raw commit':<28} median {statistics.median(ratios):8.2f}      spread "
-                  f"{min(ratios):.2f}..{max(ratios):.2f}   (target <= 3)")
+            print(
+                f"{'ratio step / raw commit':<28} median {statistics.median(ratios):8.2f}      spread "
+                f"{min(ratios):.2f}..{max(ratios):.2f}   (target <= 3)"
+            )
     finally:
         drop()
 

@@ -46,11 +46,15 @@ def create_app(settings: Settings, services: Services) -> App:
     )
 
     @app.middleware
-    def log_request(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002 - Bolt's name
+    def log_request(body: dict[str, Any], next: Any) -> BoltResponse | None:
         response = next()
         kind = body.get("type") or ("slash_command" if "command" in body else "unknown")
-        action = ((body.get("actions") or [{}])[0]).get("action_id") or body.get("command") or (body.get("view") or {}).get(
-            "callback_id") or (body.get("event") or {}).get("type")
+        action = (
+            ((body.get("actions") or [{}])[0]).get("action_id")
+            or body.get("command")
+            or (body.get("view") or {}).get("callback_id")
+            or (body.get("event") or {}).get("type")
+        )
         user = (body.get("user") or {}).get("id") or body.get("user_id") or (body.get("event") or {}).get("user")
         log.info("slack_request", kind=kind, action=action, user=user)
         return response  # type: ignore[no-any-return]
@@ -63,4 +67,3 @@ def create_app(settings: Settings, services: Services) -> App:
     for module in (commands, actions, views, home):
         module.register(app, surface)
     return app
-

@@ -23,7 +23,9 @@ from workflows.logs import configure_logging
 from workflows.model import IntentStatus
 from workflows.reconciler import verdict_of
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="opsbot: workflow control plane for risky ops changes")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="opsbot: workflow control plane for risky ops changes"
+)
 intents_app = typer.Typer(no_args_is_help=True, help="inspect intents")
 db_app = typer.Typer(no_args_is_help=True, help="intent store schema")
 audit_app = typer.Typer(no_args_is_help=True, help="audit log")
@@ -84,7 +86,9 @@ def request(
         svc = _services()
         result = svc.ops.request(workflow, params, environment, _actor(actor), idempotency_key)
         if not result.created:
-            out.print(f"an intent with this idempotency key exists already: {result.intent.id} ({result.intent.status.value})")
+            out.print(
+                f"an intent with this idempotency key exists already: {result.intent.id} ({result.intent.status.value})"
+            )
         out.print(render_plan(result.intent))
         out.print(f"next: another approver runs  opsbot approve {result.intent.id}")
 
@@ -92,7 +96,9 @@ def request(
 
 
 @app.command()
-def approve(intent_id: str, plan_hash: Annotated[str | None, typer.Option("--plan-hash")] = None, actor: Actor = None) -> None:
+def approve(
+    intent_id: str, plan_hash: Annotated[str | None, typer.Option("--plan-hash")] = None, actor: Actor = None
+) -> None:
     """Approve the intent's current plan (optionally pinning the plan hash you reviewed)."""
 
     def go() -> None:
@@ -120,14 +126,21 @@ def _action(name: str, method: str) -> None:
     app.command(name)(command)
 
 
-for _name, _method in (("retry", "retry"), ("resume", "resume"), ("cancel", "cancel"), ("mark-done", "mark_done"),
-                       ("compensate", "compensate")):
+for _name, _method in (
+    ("retry", "retry"),
+    ("resume", "resume"),
+    ("cancel", "cancel"),
+    ("mark-done", "mark_done"),
+    ("compensate", "compensate"),
+):
     _action(_name, _method)
 
 
 @intents_app.command("list")
-def intents_list(status: Annotated[IntentStatus | None, typer.Option("--status")] = None,
-                 limit: Annotated[int, typer.Option("--limit")] = 50) -> None:
+def intents_list(
+    status: Annotated[IntentStatus | None, typer.Option("--status")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+) -> None:
     """List intents, newest first."""
     _run(lambda: out.print(render_list(_services().ops.list(status, limit))))
 
@@ -157,8 +170,14 @@ def reconcile_pass(svc: Services) -> list[dict[str, Any]]:
     for intent_id in sorted(touched):
         intent = svc.ops.show(intent_id).intent
         verdict = verdict_of(intent.status)
-        results.append({"intent": intent.id, "workflow": intent.workflow,
-                        "verdict": verdict.value if verdict else intent.status.value, "reason": intent.status_reason or ""})
+        results.append(
+            {
+                "intent": intent.id,
+                "workflow": intent.workflow,
+                "verdict": verdict.value if verdict else intent.status.value,
+                "reason": intent.status_reason or "",
+            }
+        )
     return results
 
 
@@ -191,7 +210,9 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 3000,
     socket_mode: Annotated[bool, typer.Option("--socket", help="Socket Mode (needs SLACK_APP_TOKEN)")] = False,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="leave executing to separate `opsbot worker`s")] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="leave executing to separate `opsbot worker`s")
+    ] = False,
 ) -> None:
     """Serve Slack: HTTP at /slack/events (and /healthz), or Socket Mode; runs the worker too by default."""
 
@@ -217,7 +238,7 @@ def serve(
                 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
                 log.info("serving_socket_mode")
-                SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start()
+                SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
             else:
                 server = make_server(bolt, svc.store, host, port)
                 log.info("serving", url=f"http://{host}:{server.effective_port}/slack/events")
@@ -269,4 +290,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

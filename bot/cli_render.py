@@ -54,8 +54,15 @@ def render_plan(intent: Intent) -> RenderableType:
 def render_list(intents: list[Intent]) -> RenderableType:
     table = Table("id", "workflow", "env", "status", "requester", "updated", "reason")
     for i in intents:
-        table.add_row(i.id, i.workflow, i.environment, _status(i.status), i.requester,
-                      i.updated_at.strftime("%Y-%m-%d %H:%M:%S"), redact(i.status_reason or ""))
+        table.add_row(
+            i.id,
+            i.workflow,
+            i.environment,
+            _status(i.status),
+            i.requester,
+            i.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            redact(i.status_reason or ""),
+        )
     return table
 
 
@@ -80,6 +87,14 @@ def render_view(view: IntentView) -> RenderableType:
         events.add_row(str(e.seq), e.created_at.strftime("%H:%M:%S"), e.actor, e.kind, detail[:160])
 
     approvals = f"{len({a.actor for a in view.approvals if a.decision.value == 'approve'})}/{view.approvals_needed}"
-    header = Text.assemble(("intent ", "bold"), view.intent.id, "  ", _status(view.intent.status),
-                           f"  approvals {approvals}  ", (view.intent.status_reason or "", "italic"))
-    return Group(header, render_plan(view.intent), Panel(answers, title="the four answers", expand=False), steps, events)
+    header = Text.assemble(
+        ("intent ", "bold"),
+        view.intent.id,
+        "  ",
+        _status(view.intent.status),
+        f"  approvals {approvals}  ",
+        (view.intent.status_reason or "", "italic"),
+    )
+    return Group(
+        header, render_plan(view.intent), Panel(answers, title="the four answers", expand=False), steps, events
+    )

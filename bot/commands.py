@@ -26,9 +26,13 @@ def parse_pairs(tokens: list[str]) -> tuple[dict[str, str], str | None]:
         key = key.strip().replace("-", "_")
         # Never echo a value back: a pasted secret must not travel further than this parser.
         if not sep:
-            raise InvalidInput(f"argument {position}: expected key=value (nothing after the workflow name may lack '=')")
+            raise InvalidInput(
+                f"argument {position}: expected key=value (nothing after the workflow name may lack '=')"
+            )
         if not _KEY.match(key):
-            raise InvalidInput(f"argument {position}: {key[:40]!r} is not a parameter name (lowercase letters, digits, _)")
+            raise InvalidInput(
+                f"argument {position}: {key[:40]!r} is not a parameter name (lowercase letters, digits, _)"
+            )
         if not value:
             raise InvalidInput(f"argument {position}: {key} has no value")
         if key == "env":

@@ -19,9 +19,22 @@ from workflows.ports import Clock
 log = structlog.get_logger("opsbot.delivery")
 
 # Errors that retrying cannot fix: the payload or the target is wrong. Everything else is retried.
-_PERMANENT = {"invalid_blocks", "invalid_arguments", "channel_not_found", "not_in_channel", "msg_too_long", "no_text",
-              "is_archived", "invalid_auth", "not_authed", "account_inactive", "missing_scope", "cant_update_message",
-              "message_not_found", "edit_window_closed"}
+_PERMANENT = {
+    "invalid_blocks",
+    "invalid_arguments",
+    "channel_not_found",
+    "not_in_channel",
+    "msg_too_long",
+    "no_text",
+    "is_archived",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "missing_scope",
+    "cant_update_message",
+    "message_not_found",
+    "edit_window_closed",
+}
 MAX_BACKOFF = 300.0
 BATCH_ITEMS, BATCH_BLOCKS, MAX_TEXT = 8, 45, 3900
 
@@ -47,8 +60,15 @@ class DeliveryStats:
 class OutboxWorker:
     """Drains the outbox; safe to call from a scheduler tick and from listeners that want a prompt send."""
 
-    def __init__(self, store: SlackStore, client: WebClient, clock: Clock, burst: int = 3, rate: float = 1.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: SlackStore,
+        client: WebClient,
+        clock: Clock,
+        burst: int = 3,
+        rate: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store, self.client, self.clock = store, client, clock
         self.burst, self.rate, self.monotonic = burst, rate, monotonic
         self._buckets: dict[str, _Bucket] = {}
@@ -78,7 +98,9 @@ class OutboxWorker:
         for item in items:
             if item.kind == "update_parent" and item.intent_id:
                 latest_update[item.intent_id] = item.id
-        stale = [i.id for i in items if i.kind == "update_parent" and i.intent_id and latest_update[i.intent_id] != i.id]
+        stale = [
+            i.id for i in items if i.kind == "update_parent" and i.intent_id and latest_update[i.intent_id] != i.id
+        ]
         self.store.supersede(stale)
         self.stats.coalesced += len(stale)
         parents_ready = {i.intent_id for i in items if i.kind == "post_parent"}
@@ -106,7 +128,12 @@ class OutboxWorker:
         """Thread replies of one intent that are due together go out as one message (fewer posts, same order)."""
         group, blocks = [first], len(first.payload.get("blocks") or [])
         for other in items:
-            if other.id <= first.id or other.id in done or other.kind != "thread_reply" or other.intent_id != first.intent_id:
+            if (
+                other.id <= first.id
+                or other.id in done
+                or other.kind != "thread_reply"
+                or other.intent_id != first.intent_id
+            ):
                 continue
             size = len(other.payload.get("blocks") or []) + 1
             if len(group) >= BATCH_ITEMS or blocks + size > BATCH_BLOCKS:
@@ -181,7 +208,7 @@ class OutboxWorker:
 
     @staticmethod
     def _backoff(item: OutboxItem) -> float:
-        return min(0.5 * 2 ** min(item.attempts, 10), MAX_BACKOFF)
+        return float(min(0.5 * 2.0 ** min(item.attempts, 10), MAX_BACKOFF))
 
 
 def merged(group: list[OutboxItem]) -> dict[str, Any]:
@@ -198,4 +225,3 @@ def merged(group: list[OutboxItem]) -> dict[str, Any]:
 
 class _NotYet(Exception):
     """The message depends on another that has not been delivered yet."""
-

@@ -42,8 +42,13 @@ def say(text: str) -> None:
 def start_serve(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[str], str]:
     """`opsbot serve` on a free port; returns the process and its events URL."""
     log = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"], env=env,
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -76,17 +81,36 @@ def main() -> None:
     fake.start()
     proc = None
     try:
-        boto3.client("rds", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="demo",
-                     aws_secret_access_key="demo").create_db_instance(
-            DBInstanceIdentifier="billing-db", Engine="postgres", DBInstanceClass="db.t3.medium",
-            MasterUsername="admin", MasterUserPassword="demo-password-1", AllocatedStorage=20)
+        boto3.client(
+            "rds",
+            region_name="us-east-1",
+            endpoint_url=endpoint,
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+        ).create_db_instance(
+            DBInstanceIdentifier="billing-db",
+            Engine="postgres",
+            DBInstanceClass="db.t3.medium",
+            MasterUsername="admin",
+            MasterUserPassword="demo-password-1",
+            AllocatedStorage=20,
+        )
         (workdir / "opsbot.yml").write_text(yaml.safe_dump(CONFIG))
         db_url = f"sqlite:///{workdir / 'opsbot.db'}"
         upgrade(db_url)
-        env = {**os.environ, "OPSBOT_DATABASE_URL": db_url, "OPSBOT_CONFIG": str(workdir / "opsbot.yml"),
-               "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
-               "AWS_DEFAULT_REGION": "us-east-1", "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-               "OPSBOT_SLACK_API_URL": fake.api_url, "OPSBOT_RECONCILE_INTERVAL_SECONDS": "2"}
+        env = {
+            **os.environ,
+            "OPSBOT_DATABASE_URL": db_url,
+            "OPSBOT_CONFIG": str(workdir / "opsbot.yml"),
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "OPSBOT_SLACK_API_URL": fake.api_url,
+            "OPSBOT_RECONCILE_INTERVAL_SECONDS": "2",
+        }
         say(f"embedded defaults: SQLite {workdir / 'opsbot.db'}, moto {endpoint}, fake Slack {fake.url}")
         proc, events_url = start_serve(env, workdir / "serve.log")
         print(f"opsbot serve is up at {events_url} (its JSON log: {workdir / 'serve.log'})")
@@ -100,15 +124,26 @@ def main() -> None:
 
         say("alice clicks Approve on her own plan")
         driver.click(OPS, plan.ts, "ops_approve", user=ALICE)
-        wait("the refusal", lambda: any("own request" in e.text or "own request" in str(p.body)
-                                        for e in fake.ephemerals(user=ALICE) for p in fake.response_posts()))
+        wait(
+            "the refusal",
+            lambda: any(
+                "own request" in e.text or "own request" in str(p.body)
+                for e in fake.ephemerals(user=ALICE)
+                for p in fake.response_posts()
+            ),
+        )
         print("refused: you cannot approve your own request")
 
         say("bob, a dba-lead, clicks Approve")
         driver.click(OPS, plan.ts, "ops_approve", user=BOB)
-        wait("the verdict in the thread and on the plan message",
-             lambda: any("Succeeded" in m.text for m in fake.thread(OPS, plan.ts))
-             and "succeeded" in str((fake.message(OPS, plan.ts) or plan).blocks).lower(), timeout=90)
+        wait(
+            "the verdict in the thread and on the plan message",
+            lambda: (
+                any("Succeeded" in m.text for m in fake.thread(OPS, plan.ts))
+                and "succeeded" in str((fake.message(OPS, plan.ts) or plan).blocks).lower()
+            ),
+            timeout=90,
+        )
 
         say("#ops as Slack shows it")
         print(fake.transcript(OPS))

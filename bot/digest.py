@@ -18,8 +18,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger("opsbot.digest")
 
 _WAITING = (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL)
-_ATTENTION = (IntentStatus.UNKNOWN, IntentStatus.BLOCKED, IntentStatus.FAILED, IntentStatus.UNSAFE,
-              IntentStatus.NEEDS_REAPPROVAL, IntentStatus.CONVERGING, IntentStatus.PENDING_APPROVAL)
+_ATTENTION = (
+    IntentStatus.UNKNOWN,
+    IntentStatus.BLOCKED,
+    IntentStatus.FAILED,
+    IntentStatus.UNSAFE,
+    IntentStatus.NEEDS_REAPPROVAL,
+    IntentStatus.CONVERGING,
+    IntentStatus.PENDING_APPROVAL,
+)
 
 
 def period_of(now: datetime, digest: DigestConfig) -> str:
@@ -57,8 +64,9 @@ def _permalinks(svc: Services, intent_ids: list[str]) -> dict[str, str]:
     for intent_id, thread in svc.slack.store.threads(intent_ids).items():
         if thread.parent_ts:
             try:
-                links[intent_id] = str(svc.slack.client.chat_getPermalink(channel=thread.channel,
-                                                                           message_ts=thread.parent_ts)["permalink"])
+                links[intent_id] = str(
+                    svc.slack.client.chat_getPermalink(channel=thread.channel, message_ts=thread.parent_ts)["permalink"]
+                )
             except Exception as exc:  # a missing link must not stop the digest
                 log.warning("permalink_failed", intent_id=intent_id, error=str(exc))
     return links
@@ -73,8 +81,9 @@ def post_digest(svc: Services, digest: DigestConfig, now: datetime | None = None
     if not svc.slack.store.claim_digest(digest.channel, period, owner, now):
         return False
     text, blocks = render_digest(build_digest(svc, digest, now))
-    svc.slack.store.enqueue([(f"digest:{digest.channel}:{period}", None, digest.channel, "post",
-                              {"text": text, "blocks": blocks})], now)
+    svc.slack.store.enqueue(
+        [(f"digest:{digest.channel}:{period}", None, digest.channel, "post", {"text": text, "blocks": blocks})], now
+    )
     svc.slack.wake.set()
     log.info("digest_queued", channel=digest.channel, period=period)
     return True

@@ -30,8 +30,10 @@ def user_message(error: BaseException) -> str:
         return prefix + redact_text(str(error))
     correlation = uuid.uuid4().hex[:12]
     log.error("unexpected_error", correlation_id=correlation, error=f"{type(error).__name__}: {error}", exc_info=error)
-    return (f":boom: Something went wrong on our side (correlation id `{correlation}`). "
-            "Check `/ops status <id>` for what the intent store recorded before trying again.")
+    return (
+        f":boom: Something went wrong on our side (correlation id `{correlation}`). "
+        "Check `/ops status <id>` for what the intent store recorded before trying again."
+    )
 
 
 def report(error: BaseException, body: dict[str, Any], respond: Any = None, client: Any = None) -> None:

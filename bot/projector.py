@@ -59,10 +59,14 @@ class Projector:
         entries: list[Entry] = []
         for step in view.steps:
             started = replace(step, status=StepStatus.STARTED, external_ids={}, error=None, finished_at=None)
-            entries.append((step.started_at, f"{intent_id}:step:{step.seq}:started:{step.attempts}", *render_step(started)))
+            entries.append(
+                (step.started_at, f"{intent_id}:step:{step.seq}:started:{step.attempts}", *render_step(started))
+            )
             if step.status is not StepStatus.STARTED:
                 at = step.finished_at or step.started_at
-                entries.append((at, f"{intent_id}:step:{step.seq}:{step.status.value}:{step.attempts}", *render_step(step)))
+                entries.append(
+                    (at, f"{intent_id}:step:{step.seq}:{step.status.value}:{step.attempts}", *render_step(step))
+                )
         for event in view.events:
             rendered = render_event(event)
             if rendered is not None:
@@ -70,10 +74,19 @@ class Projector:
         if shows_verdict(intent.status):
             entries.append((intent.updated_at, f"{intent_id}:verdict:v{intent.version}", *render_verdict(view)))
         entries.sort(key=lambda e: e[0])
-        items = [(key, intent_id, thread.channel, "thread_reply", {"text": text, "blocks": blocks})
-                 for _, key, text, blocks in entries]
-        items.append((f"{intent_id}:parent:v{intent.version}:{signature}", intent_id, thread.channel, "update_parent",
-                      parent_payload(view, self.registry)))
+        items = [
+            (key, intent_id, thread.channel, "thread_reply", {"text": text, "blocks": blocks})
+            for _, key, text, blocks in entries
+        ]
+        items.append(
+            (
+                f"{intent_id}:parent:v{intent.version}:{signature}",
+                intent_id,
+                thread.channel,
+                "update_parent",
+                parent_payload(view, self.registry),
+            )
+        )
         queued = self.slack.enqueue(items, self.ops.rt.clock.now())
         self.slack.set_projection(intent_id, intent.version, signature, settled=intent.status.terminal)
         return queued

@@ -33,8 +33,9 @@ def start_worker(svc: Services, settings: Settings, engine_jobs: bool = True) ->
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     if engine_jobs:
         scheduler.add_job(svc.executor.run_once, "interval", seconds=1.0, id="executor")
-        scheduler.add_job(svc.reconciler.reconcile_due, "interval", seconds=settings.reconcile_interval_seconds,
-                          id="reconciler")
+        scheduler.add_job(
+            svc.reconciler.reconcile_due, "interval", seconds=settings.reconcile_interval_seconds, id="reconciler"
+        )
     pump = None
     if svc.slack is not None:
         for digest in svc.runtime.config.digests:

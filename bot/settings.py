@@ -15,7 +15,9 @@ from workflows.errors import ConfigError
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPSBOT_", extra="ignore", populate_by_name=True)
 
-    database_url: str = Field(default="sqlite:///opsbot.db", description="intent store; postgresql+psycopg://… in production")
+    database_url: str = Field(
+        default="sqlite:///opsbot.db", description="intent store; postgresql+psycopg://… in production"
+    )
     config: Path = Field(default=Path("opsbot.yml"), description="environments, roles and policies")
     lease_seconds: float = Field(default=60.0, gt=0)
     approval_ttl_seconds: float = Field(default=3600.0, gt=0)
@@ -23,16 +25,25 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
     fault: str | None = Field(default=None, description="crash-matrix seam: SIGKILL at '<step>:<phase>' (tests only)")
-    slack_bot_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "OPSBOT_SLACK_BOT_TOKEN"))
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "OPSBOT_SLACK_BOT_TOKEN")
+    )
     slack_signing_secret: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "OPSBOT_SLACK_SIGNING_SECRET"))
-    slack_app_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "OPSBOT_SLACK_APP_TOKEN"))
-    slack_api_url: str = Field(default="https://slack.com/api/", description="Web API base URL (the fake Slack in tests)")
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "OPSBOT_SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "OPSBOT_SLACK_APP_TOKEN")
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Web API base URL (the fake Slack in tests)"
+    )
     slack_channel_burst: int = Field(default=3, ge=1, description="messages a channel may take at once before pacing")
     slack_channel_rate: float = Field(default=1.0, gt=0, description="sustained messages per second per channel")
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
     outbox_interval_seconds: float = Field(default=0.5, gt=0)
-    aws_endpoint_url: str | None = Field(default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "OPSBOT_AWS_ENDPOINT_URL"))
+    aws_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "OPSBOT_AWS_ENDPOINT_URL")
+    )
 
 
 def load_config(path: Path) -> OpsConfig:

@@ -83,9 +83,11 @@ class SlackSurface:
         return Command("request", workflow=spec.name, params=params, environment=env)
 
     def help_text(self) -> str:
-        return (f"*opsbot* — `{COMMAND} list` shows workflows; `{COMMAND} <workflow> key=value … env=<env>` plans one; "
-                f"`{COMMAND} <workflow>` opens a form; `{COMMAND} status <id>` shows an intent. "
-                "A different approver must approve each plan.")
+        return (
+            f"*opsbot* — `{COMMAND} list` shows workflows; `{COMMAND} <workflow> key=value … env=<env>` plans one; "
+            f"`{COMMAND} <workflow>` opens a form; `{COMMAND} status <id>` shows an intent. "
+            "A different approver must approve each plan."
+        )
 
     def list_text(self) -> str:
         lines = []
@@ -95,8 +97,10 @@ class SlackSurface:
                 optional = "" if field.is_required() else f" (default {field.default})"
                 fields.append(f"`{name}`{optional}")
             policy = effective_policy(self.rt.config, spec)
-            lines.append(f"*{spec.name}* — {spec.summary}\n    inputs: {', '.join(fields)}; risk {spec.risk.value}; "
-                         f"{policy.approvals} approver(s) from {', '.join(sorted(policy.approve))}")
+            lines.append(
+                f"*{spec.name}* — {spec.summary}\n    inputs: {', '.join(fields)}; risk {spec.risk.value}; "
+                f"{policy.approvals} approver(s) from {', '.join(sorted(policy.approve))}"
+            )
         return "\n".join(lines) or "no workflows are registered"
 
     # intake --------------------------------------------------------------------------------------
@@ -105,8 +109,9 @@ class SlackSurface:
         result = self.ops.request(command.workflow, command.params, command.environment, user)
         intent = result.intent
         if not result.created:
-            return Reply(f":repeat: This request already exists as intent `{intent.id}` ({intent.status.value}); "
-                         "see its thread.")
+            return Reply(
+                f":repeat: This request already exists as intent `{intent.id}` ({intent.status.value}); see its thread."
+            )
         self._open_thread(intent, channel)
         return Reply(f":memo: Planned `{intent.id}`: the plan is posted here for an approver.")
 
@@ -117,11 +122,14 @@ class SlackSurface:
         view = self.ops.show(intent.id)
         now = self.rt.clock.now()
         items: list[tuple[str, str | None, str, str, dict[str, Any]]] = [
-            (f"{intent.id}:parent", intent.id, channel, "post_parent", parent_payload(view, self.rt.registry))]
+            (f"{intent.id}:parent", intent.id, channel, "post_parent", parent_payload(view, self.rt.registry))
+        ]
         incident = self.rt.config.environment(intent.environment).incident_channel
         if incident and incident != channel:
-            text = (f":rotating_light: {intent.workflow} requested by <@{intent.requester}> in {intent.environment} "
-                    f"(plan `{intent.plan_hash[:12]}`, intent `{intent.id}`); review it in <#{channel}>.")
+            text = (
+                f":rotating_light: {intent.workflow} requested by <@{intent.requester}> in {intent.environment} "
+                f"(plan `{intent.plan_hash[:12]}`, intent `{intent.id}`); review it in <#{channel}>."
+            )
             items.append((f"{intent.id}:incident", intent.id, incident, "post", {"text": text}))
         self.slack.enqueue(items, now, thread=(intent.id, channel))
         self.wake()
@@ -138,13 +146,20 @@ class SlackSurface:
         if intent.status is IntentStatus.APPROVED:
             return Reply(f":white_check_mark: Approved `{intent.id}`; it will run shortly.")
         needed = self.ops.show(intent.id).approvals_needed
-        return Reply(f":white_check_mark: Your approval of `{intent.id}` is recorded; {needed} distinct approvers are needed.")
+        return Reply(
+            f":white_check_mark: Your approval of `{intent.id}` is recorded; {needed} distinct approvers are needed."
+        )
 
     def reason_modal(self, action: ActionId, value: ButtonValue, channel: str) -> dict[str, Any]:
         """Deny (optional reason) and Mark done (required reason) ask for a reason first."""
         self._current(value, check_version=action is not ActionId.DENY)
-        meta = ModalMeta(action=action.value, channel=channel, intent_id=value.intent_id, plan_hash=value.plan_hash,
-                         version=value.version)
+        meta = ModalMeta(
+            action=action.value,
+            channel=channel,
+            intent_id=value.intent_id,
+            plan_hash=value.plan_hash,
+            version=value.version,
+        )
         title = "Deny this plan" if action is ActionId.DENY else "Mark done by hand"
         callback = CallbackId.DENY_MODAL if action is ActionId.DENY else CallbackId.REASON_MODAL
         return render_reason_modal(title, meta, required=action is ActionId.MARK_DONE, callback_id=callback)
@@ -161,8 +176,13 @@ class SlackSurface:
     def recover(self, action: ActionId, value: ButtonValue, user: str, reason: str = "") -> Reply:
         intent = self._current(value, check_version=True)
         why = reason or f"{action.value.removeprefix('ops_').replace('_', ' ')} clicked in Slack"
-        method = {Action.RETRY: self.ops.retry, Action.RESUME: self.ops.resume, Action.CANCEL: self.ops.cancel,
-                  Action.MARK_DONE: self.ops.mark_done, Action.COMPENSATE: self.ops.compensate}[RECOVERY[action]]
+        method = {
+            Action.RETRY: self.ops.retry,
+            Action.RESUME: self.ops.resume,
+            Action.CANCEL: self.ops.cancel,
+            Action.MARK_DONE: self.ops.mark_done,
+            Action.COMPENSATE: self.ops.compensate,
+        }[RECOVERY[action]]
         moved = method(intent.id, user, why)
         self._refresh(moved.id)
         return Reply(f":arrows_counterclockwise: `{moved.id}` is now {moved.status.value}.")
@@ -170,8 +190,10 @@ class SlackSurface:
     def _current(self, value: ButtonValue, check_version: bool) -> Intent:
         intent = self.ops.show(value.intent_id).intent
         if check_version and intent.version != value.version:
-            raise InvalidTransition(f"that message is out of date: `{intent.id}` is now {intent.status.value}; "
-                                    "use the latest message in its thread")
+            raise InvalidTransition(
+                f"that message is out of date: `{intent.id}` is now {intent.status.value}; "
+                "use the latest message in its thread"
+            )
         return intent
 
     def _refresh(self, intent_id: str) -> None:
@@ -182,23 +204,28 @@ class SlackSurface:
     def status(self, intent_id: str) -> Reply:
         view = self.ops.show(intent_id)
         g = view.guidance
-        text = "\n".join([
-            f"*{view.intent.workflow}* `{view.intent.id}` — *{view.intent.status.value}* {view.intent.status_reason or ''}",
-            f"*Requested:* {g.requested}",
-            "*Changed:* " + "; ".join(g.changed),
-            "*Uncertain:* " + "; ".join(g.uncertain),
-            "*You can now:* " + (", ".join(a.value for a in g.action_names) or "nothing, this is final"),
-        ])
+        text = "\n".join(
+            [
+                f"*{view.intent.workflow}* `{view.intent.id}` — *{view.intent.status.value}* "
+                f"{view.intent.status_reason or ''}",
+                f"*Requested:* {g.requested}",
+                "*Changed:* " + "; ".join(g.changed),
+                "*Uncertain:* " + "; ".join(g.uncertain),
+                "*You can now:* " + (", ".join(a.value for a in g.action_names) or "nothing, this is final"),
+            ]
+        )
         return Reply(text)
 
     def home(self, user: str) -> dict[str, Any]:
         pending = []
         for intent in self.ops.list(limit=200):
-            if intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL) or intent.requester == user:
+            if (
+                intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL)
+                or intent.requester == user
+            ):
                 continue
             spec = self.rt.registry.get(intent.workflow)
             if self.rt.config.roles_of(user) & effective_policy(self.rt.config, spec).approve:
                 pending.append(intent)
         recent = [i for i in self.ops.list(limit=200) if i.requester == user][:10]
         return render_home(user, pending, recent, self.rt.clock.now())
-

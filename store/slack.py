@@ -41,13 +41,22 @@ def _utc(value: datetime) -> datetime:
 
 
 def _item(m: Any) -> OutboxItem:
-    return OutboxItem(m["id"], m["dedupe_key"], m["intent_id"], m["channel"], m["kind"], m["payload"], m["attempts"],
-                      _utc(m["next_attempt_at"]))
+    return OutboxItem(
+        m["id"],
+        m["dedupe_key"],
+        m["intent_id"],
+        m["channel"],
+        m["kind"],
+        m["payload"],
+        m["attempts"],
+        _utc(m["next_attempt_at"]),
+    )
 
 
 def _thread(m: Any) -> SlackThread:
-    return SlackThread(m["intent_id"], m["channel"], m["parent_ts"], m["projected_version"], m["projected_steps"],
-                       bool(m["settled"]))
+    return SlackThread(
+        m["intent_id"], m["channel"], m["parent_ts"], m["projected_version"], m["projected_steps"], bool(m["settled"])
+    )
 
 
 class SlackStore:
@@ -57,57 +66,91 @@ class SlackStore:
         self.engine = engine
 
     # outbox --------------------------------------------------------------------------------------
-    def enqueue(self, items: Iterable[tuple[str, str | None, str, str, dict[str, Any]]], now: datetime,
-                thread: tuple[str, str] | None = None) -> int:
+    def enqueue(
+        self,
+        items: Iterable[tuple[str, str | None, str, str, dict[str, Any]]],
+        now: datetime,
+        thread: tuple[str, str] | None = None,
+    ) -> int:
         """Insert (key, intent, channel, kind, payload) rows unless their key exists; optionally open a thread."""
         added = 0
         with self.engine.begin() as conn:
             if thread is not None:
                 try:
                     with conn.begin_nested():
-                        conn.execute(sa.insert(t.slack_threads).values(intent_id=thread[0], channel=thread[1], created_at=now))
+                        conn.execute(
+                            sa.insert(t.slack_threads).values(intent_id=thread[0], channel=thread[1], created_at=now)
+                        )
                 except IntegrityError:
                     pass
             for key, intent_id, channel, kind, payload in items:
                 try:
                     with conn.begin_nested():
-                        conn.execute(sa.insert(t.outbox).values(
-                            dedupe_key=key[:200], intent_id=intent_id, channel=channel, kind=kind, payload=redact(payload),
-                            status="pending", attempts=0, next_attempt_at=now, created_at=now))
+                        conn.execute(
+                            sa.insert(t.outbox).values(
+                                dedupe_key=key[:200],
+                                intent_id=intent_id,
+                                channel=channel,
+                                kind=kind,
+                                payload=redact(payload),
+                                status="pending",
+                                attempts=0,
+                                next_attempt_at=now,
+                                created_at=now,
+                            )
+                        )
                     added += 1
                 except IntegrityError:
                     continue
         return added
 
     def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        q = (sa.select(t.outbox).where(t.outbox.c.status == "pending", t.outbox.c.next_attempt_at <= now)
-             .order_by(t.outbox.c.id).limit(limit))
+        q = (
+            sa.select(t.outbox)
+            .where(t.outbox.c.status == "pending", t.outbox.c.next_attempt_at <= now)
+            .order_by(t.outbox.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [_item(r._mapping) for r in conn.execute(q)]
 
     def pending_count(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(t.outbox).where(t.outbox.c.status == "pending")).scalar_one())
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(t.outbox).where(t.outbox.c.status == "pending")
+                ).scalar_one()
+            )
 
     def mark_sent(self, items: list[OutboxItem], ts: str | None, now: datetime) -> None:
         """Record delivery of one message (several thread replies may have gone out as one)."""
         with self.engine.begin() as conn:
-            conn.execute(sa.update(t.outbox).where(t.outbox.c.id.in_([i.id for i in items]))
-                         .values(status="sent", ts=ts, sent_at=now, attempts=t.outbox.c.attempts + 1))
+            conn.execute(
+                sa.update(t.outbox)
+                .where(t.outbox.c.id.in_([i.id for i in items]))
+                .values(status="sent", ts=ts, sent_at=now, attempts=t.outbox.c.attempts + 1)
+            )
             item = items[0]
             if item.kind == "post_parent" and item.intent_id:
-                conn.execute(sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == item.intent_id)
-                             .values(parent_ts=ts))
+                conn.execute(
+                    sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == item.intent_id).values(parent_ts=ts)
+                )
 
     def mark_retry(self, item: OutboxItem, next_at: datetime, error: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.update(t.outbox).where(t.outbox.c.id == item.id)
-                         .values(attempts=item.attempts + 1, next_attempt_at=next_at, last_error=redact(error)))
+            conn.execute(
+                sa.update(t.outbox)
+                .where(t.outbox.c.id == item.id)
+                .values(attempts=item.attempts + 1, next_attempt_at=next_at, last_error=redact(error))
+            )
 
     def mark_dead(self, item: OutboxItem, error: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.update(t.outbox).where(t.outbox.c.id == item.id)
-                         .values(status="dead", attempts=item.attempts + 1, last_error=redact(error)))
+            conn.execute(
+                sa.update(t.outbox)
+                .where(t.outbox.c.id == item.id)
+                .values(status="dead", attempts=item.attempts + 1, last_error=redact(error))
+            )
 
     def supersede(self, ids: list[int]) -> None:
         if ids:
@@ -128,7 +171,12 @@ class SlackStore:
         return _thread(row._mapping) if row else None
 
     def unsettled(self, limit: int = 500) -> list[SlackThread]:
-        q = sa.select(t.slack_threads).where(t.slack_threads.c.settled.is_(False)).order_by(t.slack_threads.c.created_at).limit(limit)
+        q = (
+            sa.select(t.slack_threads)
+            .where(t.slack_threads.c.settled.is_(False))
+            .order_by(t.slack_threads.c.created_at)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [_thread(r._mapping) for r in conn.execute(q)]
 
@@ -142,8 +190,11 @@ class SlackStore:
 
     def set_projection(self, intent_id: str, version: int, steps: str, settled: bool) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == intent_id)
-                         .values(projected_version=version, projected_steps=steps[:2000], settled=settled))
+            conn.execute(
+                sa.update(t.slack_threads)
+                .where(t.slack_threads.c.intent_id == intent_id)
+                .values(projected_version=version, projected_steps=steps[:2000], settled=settled)
+            )
 
     # digests -------------------------------------------------------------------------------------
     def claim_digest(self, channel: str, period: str, owner: str, now: datetime) -> bool:

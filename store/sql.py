@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from store import tables as t
 from store.audit import GENESIS, chain_hash
@@ -109,13 +110,23 @@ def _held() -> sa.ColumnElement[bool]:
     )
 
 
-_STEP_COLUMNS = ("intent_id", "seq", "name", "status", "idempotency_token", "external_ids", "output", "error",
-                 "attempts", "started_at", "finished_at")
+_STEP_COLUMNS = (
+    "intent_id",
+    "seq",
+    "name",
+    "status",
+    "idempotency_token",
+    "external_ids",
+    "output",
+    "error",
+    "attempts",
+    "started_at",
+    "finished_at",
+)
 # Built once: the hot path binds values into these instead of building expressions per step.
-_FENCED_START = (
-    sa.insert(t.steps)
-    .from_select(list(_STEP_COLUMNS),
-                 sa.select(*[sa.bindparam(f"v_{c}", type_=t.steps.c[c].type) for c in _STEP_COLUMNS]).where(_held()))
+_FENCED_START = sa.insert(t.steps).from_select(
+    list(_STEP_COLUMNS),
+    sa.select(*[sa.bindparam(f"v_{c}", type_=t.steps.c[c].type) for c in _STEP_COLUMNS]).where(_held()),
 )
 _FENCED_OUTCOME = {
     frozenset(cols): sa.update(t.steps)
@@ -128,13 +139,17 @@ _FENCED_OUTCOME = {
 class _Prepared:
     """A statement compiled once per dialect and run straight on the driver's cursor: the hot path's two writes."""
 
-    def __init__(self, stmt: sa.Executable, dialect: sa.Dialect) -> None:
+    def __init__(self, stmt: sa.ClauseElement, dialect: sa.Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
         self.sql = str(compiled)
         self.order = compiled.positiontup
         self.defaults = {name: bind.value for name, bind in compiled.binds.items()}
-        self.processors = {name: proc for name, bind in compiled.binds.items()
-                           if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        self.processors = {
+            name: proc
+            for name, bind in compiled.binds.items()
+            if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
 
     def run(self, conn: sa.Connection, values: dict[str, Any]) -> int:
         merged = {**self.defaults, **values}
@@ -313,7 +328,9 @@ class SqlTx:
 
     def update_step(self, intent_id: IntentId, seq: int, **changes: Any) -> None:
         self._c.execute(
-            sa.update(t.steps).where(t.steps.c.intent_id == intent_id, t.steps.c.seq == seq).values(**_step_values(**changes))
+            sa.update(t.steps)
+            .where(t.steps.c.intent_id == intent_id, t.steps.c.seq == seq)
+            .values(**_step_values(**changes))
         )
 
     # approvals ---------------------------------------------------------------------------------
@@ -355,9 +372,7 @@ class SqlTx:
         """Append to the hash chain; secrets are masked here, before anything is stored."""
         if self._pg:
             self._c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
-        head = self._c.execute(
-            sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)
-        ).first()
+        head = self._c.execute(sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)).first()
         seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
         data = redact(draft.data)
         created = now.astimezone(UTC)
@@ -426,10 +441,18 @@ class SqlStore:
     def checkpoint_started(self, lease: Lease, record: StepRecord) -> None:
         """Record "started" before a side effect, only while `lease` still holds the intent."""
         params = {
-            "v_intent_id": record.intent_id, "v_seq": record.seq, "v_name": record.name, "v_status": record.status.value,
-            "v_idempotency_token": record.idempotency_token, "v_external_ids": redact(record.external_ids),
-            "v_output": redact(record.output), "v_error": record.error, "v_attempts": record.attempts,
-            "v_started_at": record.started_at, "v_finished_at": record.finished_at, **_lease_params(lease),
+            "v_intent_id": record.intent_id,
+            "v_seq": record.seq,
+            "v_name": record.name,
+            "v_status": record.status.value,
+            "v_idempotency_token": record.idempotency_token,
+            "v_external_ids": redact(record.external_ids),
+            "v_output": redact(record.output),
+            "v_error": record.error,
+            "v_attempts": record.attempts,
+            "v_started_at": record.started_at,
+            "v_finished_at": record.finished_at,
+            **_lease_params(lease),
         }
         with self._autocommit() as conn:
             rowcount = self._fenced_start.run(conn, params)
@@ -471,8 +494,13 @@ class SqlStore:
                 if m["prev_hash"] != expected_prev:
                     problems.append(f"event {m['seq']}: link to previous event broken")
                 recomputed = chain_hash(
-                    m["prev_hash"], m["seq"], m["intent_id"], m["kind"], m["actor"],
-                    json.loads(m["data"]), _utc(m["created_at"]),  # type: ignore[arg-type]
+                    m["prev_hash"],
+                    m["seq"],
+                    m["intent_id"],
+                    m["kind"],
+                    m["actor"],
+                    json.loads(m["data"]),
+                    _utc(m["created_at"]),  # type: ignore[arg-type]
                 )
                 if recomputed != m["hash"]:
                     problems.append(f"event {m['seq']}: content does not match its hash (edited?)")

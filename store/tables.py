@@ -105,8 +105,12 @@ class OutboxRow(SQLModel, table=True):
 
     __tablename__ = "slack_outbox"
     __table_args__ = (
-        sa.Index("ix_outbox_pending", "next_attempt_at", sqlite_where=sa.text("status = 'pending'"),
-                 postgresql_where=sa.text("status = 'pending'")),
+        sa.Index(
+            "ix_outbox_pending",
+            "next_attempt_at",
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -55,7 +55,7 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def moto_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server.get_host_and_port()
+    _host, port = server.get_host_and_port()
     yield f"http://127.0.0.1:{port}"
     server.stop()
 
@@ -69,18 +69,28 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def rds_client(endpoint: str) -> Any:
-    return boto3.client("rds", region_name="us-east-1", endpoint_url=endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "rds",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def create_source(endpoint: str, identifier: str = "billing-db") -> None:
     rds_client(endpoint).create_db_instance(
-        DBInstanceIdentifier=identifier, Engine="postgres", DBInstanceClass="db.t3.medium",
-        MasterUsername="admin", MasterUserPassword="not-a-real-password", AllocatedStorage=20,
+        DBInstanceIdentifier=identifier,
+        Engine="postgres",
+        DBInstanceClass="db.t3.medium",
+        MasterUsername="admin",
+        MasterUserPassword="not-a-real-password",
+        AllocatedStorage=20,
     )
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -113,14 +123,34 @@ def pg_server_url() -> Iterator[str]:
     data = Path(tempfile.mkdtemp(prefix="opsbot-pg-"))
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
-    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"),
-                                 "-o", f"-p {port} -k {data} -h 127.0.0.1 -c fsync=on", "start"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_postgres(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(data / "log"),
+                "-o",
+                f"-p {port} -k {data} -h 127.0.0.1 -c fsync=on",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -184,8 +214,14 @@ def config() -> Any:
 
 @pytest.fixture
 def runtime(store: SqlStore, aws: str, clock: FrozenClock, config: Any) -> Runtime:
-    return Runtime(store=store, registry=build_registry(), config=config, adapters=BotoAdapters(endpoint_url=aws),
-                   clock=clock, lease_seconds=30)
+    return Runtime(
+        store=store,
+        registry=build_registry(),
+        config=config,
+        adapters=BotoAdapters(endpoint_url=aws),
+        clock=clock,
+        lease_seconds=30,
+    )
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> None:

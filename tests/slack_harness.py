@@ -79,15 +79,28 @@ class Bench:
 
 
 @contextmanager
-def served(tmp_path: Path, db_url: str, aws: str, adapters: Any = None, settings_overrides: dict[str, Any] | None = None,
-           config_overrides: dict[str, Any] | None = None, **fake_options: Any) -> Iterator[Bench]:
+def served(
+    tmp_path: Path,
+    db_url: str,
+    aws: str,
+    adapters: Any = None,
+    settings_overrides: dict[str, Any] | None = None,
+    config_overrides: dict[str, Any] | None = None,
+    **fake_options: Any,
+) -> Iterator[Bench]:
     """Start the fake Slack and `opsbot serve`'s HTTP stack on ephemeral ports."""
     config = tmp_path / "opsbot.yml"
     config.write_text(yaml.safe_dump({**SLACK_CONFIG, **(config_overrides or {})}))
     with FakeSlack(TOKEN, SECRET, channels=CHANNELS, users=USERS, **fake_options) as fake:
         settings = Settings(
-            database_url=db_url, config=config, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-            slack_api_url=fake.api_url, aws_endpoint_url=aws, lease_seconds=30, **(settings_overrides or {}),
+            database_url=db_url,
+            config=config,
+            slack_bot_token=TOKEN,
+            slack_signing_secret=SECRET,
+            slack_api_url=fake.api_url,
+            aws_endpoint_url=aws,
+            lease_seconds=30,
+            **(settings_overrides or {}),
         )
         services = build_services(settings, adapters(settings) if adapters else None)
         app = create_app(settings, services)

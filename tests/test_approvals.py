@@ -67,7 +67,12 @@ def test_double_approval_is_harmless(runtime: Runtime, aws: str) -> None:
 def test_two_approvers_at_once_give_one_execution(runtime: Runtime, aws: str, config: object) -> None:
     """Concurrent approvals by two approvers converge on one approved intent and one run."""
     create_source(aws)
-    rt = Runtime(**{**runtime.__dict__, "config": parse_config({**CONFIG, "roles": {**CONFIG["roles"], "dba-lead": ["erin", "frank"]}})})
+    rt = Runtime(
+        **{
+            **runtime.__dict__,
+            "config": parse_config({**CONFIG, "roles": {**CONFIG["roles"], "dba-lead": ["erin", "frank"]}}),
+        }
+    )
     intent_id = OpsService(rt).request("rds.create-replica", dict(PARAMS), "prod", "alice").intent.id
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []

@@ -73,8 +73,11 @@ def plan_dict(**overrides: Any) -> dict[str, Any]:
         environment="prod",
         params={"source": "billing-db", "replica": "billing-db-r1", "instance_class": "db.r6g.large"},
         targets=("rds:billing-db", "rds:billing-db-r1"),
-        mutations=(Mutation(action="create", resource="rds:billing-db-r1",
-                            detail="read replica of billing-db as db.r6g.large"),),
+        mutations=(
+            Mutation(
+                action="create", resource="rds:billing-db-r1", detail="read replica of billing-db as db.r6g.large"
+            ),
+        ),
         locks=("rds:billing-db-r1",),
         blast_radius="one new instance; replication load on billing-db",
         risk=SPEC.risk.value,
@@ -90,9 +93,20 @@ def plan_dict(**overrides: Any) -> dict[str, Any]:
 def make_intent(status: IntentStatus, **changes: Any) -> Intent:
     plan = changes.pop("plan", None) or plan_dict()
     intent = Intent(
-        id=INTENT_ID, workflow=SPEC.name, environment="prod", params=dict(plan["params"]), requester=REQUESTER,
-        idempotency_key="auto:abc", plan=plan, plan_hash=sha256_hex(canonical_json(plan)), status=status,
-        version=3, mode=Mode.FORWARD, attempts=0, created_at=T0, updated_at=T0 + timedelta(minutes=20),
+        id=INTENT_ID,
+        workflow=SPEC.name,
+        environment="prod",
+        params=dict(plan["params"]),
+        requester=REQUESTER,
+        idempotency_key="auto:abc",
+        plan=plan,
+        plan_hash=sha256_hex(canonical_json(plan)),
+        status=status,
+        version=3,
+        mode=Mode.FORWARD,
+        attempts=0,
+        created_at=T0,
+        updated_at=T0 + timedelta(minutes=20),
     )
     return intent.evolve(**changes)
 
@@ -111,17 +125,34 @@ def approval(intent: Intent, actor: str, decision: Decision = Decision.APPROVE, 
     return Approval(intent.id, actor, intent.plan_hash, decision, at, at + timedelta(hours=1), reason)
 
 
-def make_view(intent: Intent, steps: Sequence[StepRecord] = (), approvals: Sequence[Approval] = (),
-              events: Sequence[AuditEvent] = (), needed: int = 1) -> IntentView:
-    return IntentView(intent, tuple(steps), tuple(approvals), tuple(events),
-                      guidance(intent, SPEC, list(steps)), needed)
+def make_view(
+    intent: Intent,
+    steps: Sequence[StepRecord] = (),
+    approvals: Sequence[Approval] = (),
+    events: Sequence[AuditEvent] = (),
+    needed: int = 1,
+) -> IntentView:
+    return IntentView(
+        intent, tuple(steps), tuple(approvals), tuple(events), guidance(intent, SPEC, list(steps)), needed
+    )
 
 
-CREATED = make_step(1, "create_replica", StepStatus.SUCCEEDED, finished_at=T0 + timedelta(minutes=7),
-                    external_ids={"replica_id": "billing-db-r1", "arn": "arn:aws:rds:us-east-1:1:db:billing-db-r1"})
+CREATED = make_step(
+    1,
+    "create_replica",
+    StepStatus.SUCCEEDED,
+    finished_at=T0 + timedelta(minutes=7),
+    external_ids={"replica_id": "billing-db-r1", "arn": "arn:aws:rds:us-east-1:1:db:billing-db-r1"},
+)
 AVAILABLE = make_step(2, "await_available", StepStatus.SUCCEEDED, finished_at=T0 + timedelta(minutes=30))
-BROKEN = make_step(2, "await_available", StepStatus.FAILED, attempts=2, finished_at=T0 + timedelta(minutes=9),
-                   error="billing-db-r1 is incompatible-parameters")
+BROKEN = make_step(
+    2,
+    "await_available",
+    StepStatus.FAILED,
+    attempts=2,
+    finished_at=T0 + timedelta(minutes=9),
+    error="billing-db-r1 is incompatible-parameters",
+)
 
 
 # golden files ------------------------------------------------------------------------------------
@@ -218,8 +249,10 @@ def test_denied_plan_shows_the_reason_and_no_buttons() -> None:
 def test_every_button_carries_the_intent_version_and_plan_hash() -> None:
     """Button values decode to the intent id, full plan hash and version the message showed."""
     intent = make_intent(IntentStatus.BLOCKED, status_reason="await_available did not converge")
-    for blocks in (render_plan_message(make_view(intent, [CREATED]), SPEC.summary, Risk.LOW),
-                   render_verdict(make_view(intent, [CREATED]))[1]):
+    for blocks in (
+        render_plan_message(make_view(intent, [CREATED]), SPEC.summary, Risk.LOW),
+        render_verdict(make_view(intent, [CREATED]))[1],
+    ):
         for element in (e for b in blocks if b["type"] == "actions" for e in b["elements"]):
             value = button_value(element["value"])
             assert (value.intent_id, value.plan_hash, value.version) == (intent.id, intent.plan_hash, 3)
@@ -253,21 +286,46 @@ EVENTS = {
     "approved": make_event(3, "approved", APPROVER, {"plan_hash": "a" * 64}),
     "denied": make_event(3, "denied", APPROVER, {"reason": "wrong class", "from": "pending_approval", "to": "denied"}),
     "claimed": make_event(4, "claimed", "executor-7f3a", {"attempt": 1}),
-    "step_unknown": make_event(6, "step_unknown", "reconciler", {"step": "create_replica",
-                                                                 "reason": "executor lease expired mid-step"}),
-    "executor_lost": make_event(7, "executor_lost", "reconciler", {"lease_owner": "executor-7f3a",
-                                                                   "unknown_steps": ["create_replica"]}),
-    "stale_plan": make_event(5, "stale_plan", "executor-7f3a", {
-        "status": "needs_reapproval", "reason": "the observed state changed since the plan was approved",
-        "new_plan_hash": "b" * 64}),
-    "succeeded": make_event(9, "succeeded", "executor-7f3a", {
-        "status": "succeeded", "reason": "all steps done and postconditions verified", "replayed": ["create_replica"],
-        "external_ids": {"create_replica": {"replica_id": "billing-db-r1"}}}),
-    "step_failed": make_event(8, "step_failed", "executor-7f3a", {
-        "status": "failed", "reason": FAILED_REASON,
-        "guidance": "inspect the instance in the RDS console; compensate to delete it"}),
-    "marked_done": make_event(10, "marked_done", SECOND, {"reason": "verified by hand in the console",
-                                                          "from": "unknown", "to": "marked_done"}),
+    "step_unknown": make_event(
+        6, "step_unknown", "reconciler", {"step": "create_replica", "reason": "executor lease expired mid-step"}
+    ),
+    "executor_lost": make_event(
+        7, "executor_lost", "reconciler", {"lease_owner": "executor-7f3a", "unknown_steps": ["create_replica"]}
+    ),
+    "stale_plan": make_event(
+        5,
+        "stale_plan",
+        "executor-7f3a",
+        {
+            "status": "needs_reapproval",
+            "reason": "the observed state changed since the plan was approved",
+            "new_plan_hash": "b" * 64,
+        },
+    ),
+    "succeeded": make_event(
+        9,
+        "succeeded",
+        "executor-7f3a",
+        {
+            "status": "succeeded",
+            "reason": "all steps done and postconditions verified",
+            "replayed": ["create_replica"],
+            "external_ids": {"create_replica": {"replica_id": "billing-db-r1"}},
+        },
+    ),
+    "step_failed": make_event(
+        8,
+        "step_failed",
+        "executor-7f3a",
+        {
+            "status": "failed",
+            "reason": FAILED_REASON,
+            "guidance": "inspect the instance in the RDS console; compensate to delete it",
+        },
+    ),
+    "marked_done": make_event(
+        10, "marked_done", SECOND, {"reason": "verified by hand in the console", "from": "unknown", "to": "marked_done"}
+    ),
 }
 
 
@@ -308,14 +366,26 @@ def test_verdict_of_an_unknown_outcome() -> None:
 def test_digest() -> None:
     """The digest counts intents by status and lists those needing attention with links."""
     digest = Digest(
-        channel="C0OPS0001", period="24h to 2024-05-01 12:00 UTC",
+        channel="C0OPS0001",
+        period="24h to 2024-05-01 12:00 UTC",
         counts={IntentStatus.SUCCEEDED: 7, IntentStatus.FAILED: 1, IntentStatus.UNKNOWN: 1, IntentStatus.RUNNING: 0},
         attention=(
-            AttentionItem("01HZX3K5V8R2M4N6P8Q0S2T4W6", SPEC.name, IntentStatus.UNKNOWN,
-                          "create_replica: outcome unknown after 3 attempts", 7260,
-                          "https://example.slack.com/archives/C0OPS0001/p1714564800000100"),
-            AttentionItem("01HZX3K5V8R2M4N6P8Q0S2T4W7", SPEC.name, IntentStatus.FAILED,
-                          "await_available failed: storage-full", 90000, None),
+            AttentionItem(
+                "01HZX3K5V8R2M4N6P8Q0S2T4W6",
+                SPEC.name,
+                IntentStatus.UNKNOWN,
+                "create_replica: outcome unknown after 3 attempts",
+                7260,
+                "https://example.slack.com/archives/C0OPS0001/p1714564800000100",
+            ),
+            AttentionItem(
+                "01HZX3K5V8R2M4N6P8Q0S2T4W7",
+                SPEC.name,
+                IntentStatus.FAILED,
+                "await_available failed: storage-full",
+                90000,
+                None,
+            ),
         ),
     )
     assert_golden("digest", valid_message(*render_digest(digest)))
@@ -324,9 +394,15 @@ def test_digest() -> None:
 def test_home_view() -> None:
     """The home tab lists approvals waiting on the viewer, with buttons, and their recent operations."""
     waiting = make_intent(IntentStatus.PENDING_APPROVAL)
-    mine = [make_intent(IntentStatus.SUCCEEDED, id=IntentId("01HZX3K5V8R2M4N6P8Q0S2T4W7"), requester=APPROVER),
-            make_intent(IntentStatus.CONVERGING, id=IntentId("01HZX3K5V8R2M4N6P8Q0S2T4W8"), requester=APPROVER,
-                        status_reason="await_available: billing-db-r2 is creating")]
+    mine = [
+        make_intent(IntentStatus.SUCCEEDED, id=IntentId("01HZX3K5V8R2M4N6P8Q0S2T4W7"), requester=APPROVER),
+        make_intent(
+            IntentStatus.CONVERGING,
+            id=IntentId("01HZX3K5V8R2M4N6P8Q0S2T4W8"),
+            requester=APPROVER,
+            status_reason="await_available: billing-db-r2 is creating",
+        ),
+    ]
     view = render_home(APPROVER, [waiting], mine, T0 + timedelta(hours=1))
     assert validate_view(view, "home") == []
     assert action_ids(view["blocks"]) == [ActionId.APPROVE, ActionId.DENY]
@@ -345,8 +421,10 @@ def test_request_modal_is_generated_from_the_input_model() -> None:
     assert_golden("request_modal", view)
 
 
-@pytest.mark.parametrize(("name", "required", "callback"), [
-    ("deny", False, CallbackId.DENY_MODAL), ("mark_done", True, CallbackId.REASON_MODAL)])
+@pytest.mark.parametrize(
+    ("name", "required", "callback"),
+    [("deny", False, CallbackId.DENY_MODAL), ("mark_done", True, CallbackId.REASON_MODAL)],
+)
 def test_reason_modal(name: str, required: bool, callback: CallbackId) -> None:
     """Deny asks for an optional reason; mark done requires one."""
     meta = ModalMeta(action=name, channel="C0OPS0001", intent_id=INTENT_ID, plan_hash="a" * 64, version=3)
@@ -361,18 +439,37 @@ def test_reason_modal(name: str, required: bool, callback: CallbackId) -> None:
 
 def huge_plan(filler: str) -> dict[str, Any]:
     return plan_dict(
-        workflow="w" * 500, targets=[f"rds:{i}-{filler}" for i in range(80)], locks=[filler] * 80,
+        workflow="w" * 500,
+        targets=[f"rds:{i}-{filler}" for i in range(80)],
+        locks=[filler] * 80,
         mutations=[{"action": filler, "resource": filler, "detail": filler} for _ in range(80)],
-        blast_radius=filler, rollback={f"step_{i}_{'s' * 300}": "irreversible" for i in range(80)},
-        rollback_limits=filler, verification=[filler] * 80,
+        blast_radius=filler,
+        rollback={f"step_{i}_{'s' * 300}": "irreversible" for i in range(80)},
+        rollback_limits=filler,
+        verification=[filler] * 80,
     )
 
 
 def huge_view(status: IntentStatus, filler: str = HUGE) -> IntentView:
-    intent = make_intent(status, plan=huge_plan(filler), workflow="w" * 500, environment="e" * 500,
-                         status_reason=filler, last_error=filler, params={f"p{i}": filler for i in range(40)})
-    steps = [make_step(i, f"step_{i}_{'s' * 300}", list(StepStatus)[i % 5], error=filler,
-                       external_ids={f"k{j}": filler for j in range(20)}) for i in range(80)]
+    intent = make_intent(
+        status,
+        plan=huge_plan(filler),
+        workflow="w" * 500,
+        environment="e" * 500,
+        status_reason=filler,
+        last_error=filler,
+        params={f"p{i}": filler for i in range(40)},
+    )
+    steps = [
+        make_step(
+            i,
+            f"step_{i}_{'s' * 300}",
+            list(StepStatus)[i % 5],
+            error=filler,
+            external_ids={f"k{j}": filler for j in range(20)},
+        )
+        for i in range(80)
+    ]
     approvals = [approval(intent, f"U{i:010d}", Decision(["approve", "deny"][i % 2]), filler) for i in range(60)]
     return make_view(intent, steps, approvals, needed=3)
 
@@ -393,9 +490,20 @@ def test_thread_replies_fit_slack_limits_with_huge_inputs(filler: str) -> None:
     for step in huge_view(IntentStatus.FAILED, filler).steps:
         observed = {f"o{i}": filler for i in range(30)}
         valid_message(*render_step(dataclasses.replace(step, output={"observed": observed})))
-    data = {"reason": filler, "why": filler, "step": filler, "guidance": filler, "attempt": filler, "how": filler,
-            "lease_owner": filler, "unknown_steps": [filler] * 80, "replayed": [filler] * 80, "plan_hash": filler,
-            "new_plan_hash": filler, "external_ids": {f"s{i}": {"id": filler} for i in range(80)}}
+    data = {
+        "reason": filler,
+        "why": filler,
+        "step": filler,
+        "guidance": filler,
+        "attempt": filler,
+        "how": filler,
+        "lease_owner": filler,
+        "unknown_steps": [filler] * 80,
+        "replayed": [filler] * 80,
+        "plan_hash": filler,
+        "new_plan_hash": filler,
+        "external_ids": {f"s{i}": {"id": filler} for i in range(80)},
+    }
     for kind in sorted(NOTABLE_KINDS):
         rendered = render_event(make_event(1, kind, "a" * 500, data))
         assert rendered is not None
@@ -405,8 +513,17 @@ def test_thread_replies_fit_slack_limits_with_huge_inputs(filler: str) -> None:
 @pytest.mark.parametrize("filler", [HUGE, WORDS], ids=["token", "words"])
 def test_digest_fits_slack_limits_with_huge_inputs(filler: str) -> None:
     """Hundreds of attention items with huge reasons and odd links still give a valid message."""
-    items = tuple(AttentionItem(f"id{i}", "w" * 500, IntentStatus.UNKNOWN, filler, 10.0**9,
-                                "https://x/" + "y" * 5000 if i % 2 else "javascript:alert(1)") for i in range(500))
+    items = tuple(
+        AttentionItem(
+            f"id{i}",
+            "w" * 500,
+            IntentStatus.UNKNOWN,
+            filler,
+            10.0**9,
+            "https://x/" + "y" * 5000 if i % 2 else "javascript:alert(1)",
+        )
+        for i in range(500)
+    )
     digest = Digest("c" * 500, filler, {s: 10**9 for s in IntentStatus}, items)
     valid_message(*render_digest(digest))
 
@@ -422,14 +539,20 @@ def test_home_fits_slack_limits_with_huge_inputs(filler: str) -> None:
 @pytest.mark.parametrize("filler", [HUGE, WORDS], ids=["token", "words"])
 def test_modals_fit_slack_limits_with_huge_inputs(filler: str) -> None:
     """A model with 150 long-described fields, 300 environments and a long title still give valid modals."""
-    fields = {f"f{i}_{'n' * 200}": (str, Field(default=filler[: 100 * i], description=filler,
-                                               pattern="^" + "a" * 3000 + "$", max_length=9000)) for i in range(150)}
+    fields = {
+        f"f{i}_{'n' * 200}": (
+            str,
+            Field(default=filler[: 100 * i], description=filler, pattern="^" + "a" * 3000 + "$", max_length=9000),
+        )
+        for i in range(150)
+    }
     wide: Any = create_model("Wide", **fields)  # type: ignore[call-overload]
     spec: WorkflowSpec = dataclasses.replace(SPEC, name="n" * 500, summary=filler, blast_radius=filler, params=wide)
     envs = [f"{i}-{'e' * 300}" for i in range(300)]
     assert validate_view(render_request_modal(spec, envs, META), "modal") == []
-    meta = ModalMeta(action="a" * 40, channel="c" * 40, intent_id="i" * 40, plan_hash="h" * 64, version=10**9,
-                     workflow="w" * 100)
+    meta = ModalMeta(
+        action="a" * 40, channel="c" * 40, intent_id="i" * 40, plan_hash="h" * 64, version=10**9, workflow="w" * 100
+    )
     assert validate_view(render_reason_modal("t" * 500, meta, True, callback_id=CallbackId.REASON_MODAL), "modal") == []
 
 
@@ -438,22 +561,34 @@ def test_modals_fit_slack_limits_with_huge_inputs(filler: str) -> None:
 
 def test_no_renderer_output_contains_a_secret() -> None:
     """A DSN with a password in reasons, errors, ids, params and defaults is masked in every payload."""
-    plan = plan_dict(blast_radius=SECRET_DSN, mutations=[{"action": "create", "resource": "r", "detail": SECRET_DSN}],
-                     params={"source": SECRET_DSN, "password": CANARY})
+    plan = plan_dict(
+        blast_radius=SECRET_DSN,
+        mutations=[{"action": "create", "resource": "r", "detail": SECRET_DSN}],
+        params={"source": SECRET_DSN, "password": CANARY},
+    )
     outputs: list[object] = []
     for status in IntentStatus:
         intent = make_intent(status, plan=plan, status_reason=f"failed: {SECRET_DSN}", last_error=SECRET_DSN)
-        steps = [dataclasses.replace(s, error=f"could not connect to {SECRET_DSN}",
-                                     external_ids={"dsn": SECRET_DSN, "url": SECRET_DSN},
-                                     output={"observed": {"dsn": SECRET_DSN}}) for s in STEPS.values()]
+        steps = [
+            dataclasses.replace(
+                s,
+                error=f"could not connect to {SECRET_DSN}",
+                external_ids={"dsn": SECRET_DSN, "url": SECRET_DSN},
+                output={"observed": {"dsn": SECRET_DSN}},
+            )
+            for s in STEPS.values()
+        ]
         view = make_view(intent, steps, [approval(intent, APPROVER, Decision.DENY, f"no: {SECRET_DSN}")])
         outputs += [render_plan_message(view, SECRET_DSN, Risk.HIGH), plan_fallback_text(view), render_verdict(view)]
         outputs += [render_step(s) for s in steps]
         outputs.append(render_home(APPROVER, [intent], [intent], T0))
     data = {"reason": SECRET_DSN, "why": SECRET_DSN, "guidance": SECRET_DSN, "external_ids": {"a": {"dsn": SECRET_DSN}}}
     outputs += [render_event(make_event(1, kind, APPROVER, data)) for kind in NOTABLE_KINDS]
-    outputs.append(render_digest(Digest("C0OPS0001", "day", {}, (
-        AttentionItem("i", SPEC.name, IntentStatus.FAILED, SECRET_DSN, 1.0, None),))))
+    outputs.append(
+        render_digest(
+            Digest("C0OPS0001", "day", {}, (AttentionItem("i", SPEC.name, IntentStatus.FAILED, SECRET_DSN, 1.0, None),))
+        )
+    )
     leaky: Any = create_model("Leaky", dsn=(str, Field(default=SECRET_DSN, description=SECRET_DSN)))
     outputs.append(render_request_modal(dataclasses.replace(SPEC, params=leaky, summary=SECRET_DSN), ["prod"], META))
     dumped = json.dumps(outputs)
@@ -468,8 +603,12 @@ def test_a_secret_cut_by_a_length_limit_is_not_half_shown() -> None:
         intent = make_intent(IntentStatus.FAILED, status_reason=text, last_error=text)
         step = dataclasses.replace(BROKEN, error=text)
         view = make_view(intent, [CREATED, step], [approval(intent, APPROVER, Decision.DENY, text)])
-        rendered = [render_plan_message(view, text, Risk.LOW), render_verdict(view), render_step(step),
-                    render_event(make_event(1, "step_failed", "executor", {"reason": text, "guidance": text}))]
+        rendered = [
+            render_plan_message(view, text, Risk.LOW),
+            render_verdict(view),
+            render_step(step),
+            render_event(make_event(1, "step_failed", "executor", {"reason": text, "guidance": text})),
+        ]
         assert "CANARY" not in json.dumps(rendered), offset
 
 

@@ -21,7 +21,9 @@ def cli(tmp_path: Path, aws: str) -> object:
     env.update(OPSBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'o.db'}", OPSBOT_CONFIG=str(config), AWS_ENDPOINT_URL=aws)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        )
 
     assert run("db", "upgrade").returncode == 0
     return run
@@ -31,7 +33,9 @@ def test_cli_refuses_self_approval_and_runs_after_a_peer_approves(cli: object, a
     """The requester's own approval exits 2 with the reason; another approver's approval runs the intent."""
     create_source(aws)
     run = cli  # type: ignore[assignment]
-    req = run("request", "rds.create-replica", "source=billing-db", "replica=billing-db-r1", "env=prod", "--actor", "bob")
+    req = run(
+        "request", "rds.create-replica", "source=billing-db", "replica=billing-db-r1", "env=prod", "--actor", "bob"
+    )
     assert req.returncode == 0 and "plan hash" in req.stdout
     intent_id = req.stdout.rsplit("opsbot approve", 1)[1].split()[0]
     own = run("approve", intent_id, "--actor", "bob")
@@ -55,7 +59,9 @@ def test_cli_refuses_self_approval_and_runs_after_a_peer_approves(cli: object, a
         (("retry", "does-not-exist", "--reason", "x"), "no intent"),
     ],
 )
-def test_cli_bad_input_gets_a_specific_error_and_changes_nothing(cli: object, aws: str, args: tuple[str, ...], message: str) -> None:
+def test_cli_bad_input_gets_a_specific_error_and_changes_nothing(
+    cli: object, aws: str, args: tuple[str, ...], message: str
+) -> None:
     """Each malformed command exits 2 with a message naming the problem and leaves the store empty."""
     create_source(aws)
     run = cli  # type: ignore[assignment]

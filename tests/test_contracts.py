@@ -23,8 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_engine_never_imports_slack_boto3_or_psycopg() -> None:
     """import-linter's contracts hold: the engine talks to the outside only through its Protocols."""
-    result = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--config", str(ROOT / ".importlinter")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--config", str(ROOT / ".importlinter")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 kept, 0 broken" in result.stdout
 
@@ -75,8 +80,16 @@ def test_registry_decorator_returns_the_class_and_registries_are_independent() -
         def check_fine(self, ctx: object) -> None: ...
 
     one, two = Registry(), Registry()
-    decorated = workflow(one, name="test.noop", summary="s", params=_Params, request_roles=("dba",),
-                         approve_roles=("dba-lead",), risk=Risk.LOW, blast_radius="none")(Noop)
+    decorated = workflow(
+        one,
+        name="test.noop",
+        summary="s",
+        params=_Params,
+        request_roles=("dba",),
+        approve_roles=("dba-lead",),
+        risk=Risk.LOW,
+        blast_radius="none",
+    )(Noop)
     assert decorated is Noop
     assert one.get("test.noop").steps == Noop.steps
     with pytest.raises(UnknownWorkflow):
@@ -95,8 +108,16 @@ def test_registry_refuses_a_workflow_without_evidence_or_methods() -> None:
 
     for cls in (NoMethods, NoEvidence):
         with pytest.raises(TypeError):
-            workflow(Registry(), name="t", summary="s", params=_Params, request_roles=(), approve_roles=(),
-                     risk=Risk.LOW, blast_radius="")(cls)
+            workflow(
+                Registry(),
+                name="t",
+                summary="s",
+                params=_Params,
+                request_roles=(),
+                approve_roles=(),
+                risk=Risk.LOW,
+                blast_radius="",
+            )(cls)
 
 
 def test_irreversible_steps_need_two_approvers_by_default() -> None:
@@ -110,6 +131,14 @@ def test_irreversible_steps_need_two_approvers_by_default() -> None:
         def check_gone(self, ctx: object) -> None: ...
 
     reg = Registry()
-    workflow(reg, name="t.drop", summary="s", params=_Params, request_roles=(), approve_roles=(), risk=Risk.HIGH,
-             blast_radius="")(Drop)
+    workflow(
+        reg,
+        name="t.drop",
+        summary="s",
+        params=_Params,
+        request_roles=(),
+        approve_roles=(),
+        risk=Risk.HIGH,
+        blast_radius="",
+    )(Drop)
     assert reg.get("t.drop").approvals == 2

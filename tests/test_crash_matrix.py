@@ -26,7 +26,9 @@ LEASE = 1.0
 
 
 def opsbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -50,8 +52,16 @@ def cli_env(tmp_path: Path, aws: str) -> dict[str, str]:
 def test_crash_at_every_point_recovers_to_exactly_one_replica(point: str, cli_env: dict[str, str], aws: str) -> None:
     """A SIGKILL anywhere leaves a state a fresh process finishes with one replica and observed, audited steps."""
     create_source(aws)
-    requested = opsbot(cli_env, "request", "rds.create-replica", "source=billing-db", "replica=billing-db-r1",
-                       "env=prod", "--actor", "alice")
+    requested = opsbot(
+        cli_env,
+        "request",
+        "rds.create-replica",
+        "source=billing-db",
+        "replica=billing-db-r1",
+        "env=prod",
+        "--actor",
+        "alice",
+    )
     assert requested.returncode == 0, requested.stderr
     store = SqlStore(make_engine(cli_env["OPSBOT_DATABASE_URL"]))
     with store.transaction() as tx:
@@ -67,8 +77,11 @@ def test_crash_at_every_point_recovers_to_exactly_one_replica(point: str, cli_en
     recovered = opsbot(cli_env, "reconcile", "--once")
     assert recovered.returncode == 0, recovered.stderr[-2000:]
 
-    replicas = [i for i in rds_client(aws).describe_db_instances()["DBInstances"]
-                if i["DBInstanceIdentifier"] == "billing-db-r1"]
+    replicas = [
+        i
+        for i in rds_client(aws).describe_db_instances()["DBInstances"]
+        if i["DBInstanceIdentifier"] == "billing-db-r1"
+    ]
     assert len(replicas) == 1
     with store.transaction() as tx:
         final = tx.get_intent(intent.id)
@@ -87,7 +100,9 @@ def test_crash_at_every_point_recovers_to_exactly_one_replica(point: str, cli_en
     else:
         assert lost.data["unknown_steps"] == [step]
         unknown_at = kinds.index(("step_unknown", step))
-        resolution = [k for k in kinds[unknown_at:] if k in (("step_resolved_by_observation", step), ("step_rerun", step))]
+        resolution = [
+            k for k in kinds[unknown_at:] if k in (("step_resolved_by_observation", step), ("step_rerun", step))
+        ]
         assert resolution, kinds
     if point == "create_replica:after_effect":
         # The replica existed before the crash: the probe found it and the create was not called again.

@@ -23,7 +23,11 @@ PARAMS = {"source": "billing-db", "replica": "billing-db-r1"}
 
 
 def replicas(endpoint: str) -> list[dict[str, Any]]:
-    return [i for i in rds_client(endpoint).describe_db_instances()["DBInstances"] if i["DBInstanceIdentifier"] == "billing-db-r1"]
+    return [
+        i
+        for i in rds_client(endpoint).describe_db_instances()["DBInstances"]
+        if i["DBInstanceIdentifier"] == "billing-db-r1"
+    ]
 
 
 def approved(rt: Runtime, key: str | None = None) -> str:
@@ -49,7 +53,10 @@ def test_same_idempotency_key_twice_gives_one_intent_and_one_execution(runtime: 
     ops.approve(first.intent.id, "bob")
     executor = Executor(runtime, "test")
     assert len(executor.run_until_idle()) == 1
-    assert ops.request("rds.create-replica", dict(PARAMS), "prod", "alice", "ci-run-42").intent.status is IntentStatus.SUCCEEDED
+    assert (
+        ops.request("rds.create-replica", dict(PARAMS), "prod", "alice", "ci-run-42").intent.status
+        is IntentStatus.SUCCEEDED
+    )
     assert executor.run_until_idle() == []
     assert len(ops.list()) == 1 and len(replicas(aws)) == 1
     assert kinds(runtime, first.intent.id).count("duplicate_request") == 2
@@ -71,7 +78,9 @@ def test_changed_world_after_approval_needs_reapproval(change: str, runtime: Run
     intent_id = approved(runtime)
     client = rds_client(aws)
     if change == "modified":
-        client.modify_db_instance(DBInstanceIdentifier="billing-db", DBInstanceClass="db.r6g.large", ApplyImmediately=True)
+        client.modify_db_instance(
+            DBInstanceIdentifier="billing-db", DBInstanceClass="db.r6g.large", ApplyImmediately=True
+        )
     else:
         client.delete_db_instance(DBInstanceIdentifier="billing-db", SkipFinalSnapshot=True)
     [intent] = Executor(runtime, "test").run_once()
@@ -88,7 +97,9 @@ def test_modified_source_gives_a_new_plan_hash_that_old_approvals_do_not_cover(r
     create_source(aws)
     intent_id = approved(runtime)
     old_hash = OpsService(runtime).show(intent_id).intent.plan_hash
-    rds_client(aws).modify_db_instance(DBInstanceIdentifier="billing-db", DBInstanceClass="db.r6g.large", ApplyImmediately=True)
+    rds_client(aws).modify_db_instance(
+        DBInstanceIdentifier="billing-db", DBInstanceClass="db.r6g.large", ApplyImmediately=True
+    )
     [intent] = Executor(runtime, "test").run_once()
     assert intent.plan_hash != old_hash
     OpsService(runtime).approve(intent_id, "bob")
@@ -153,7 +164,9 @@ def test_converging_replica_is_rechecked_until_available(runtime: Runtime, aws: 
     assert "converging" in kinds(rt, intent_id)
 
 
-def test_convergence_past_its_window_blocks_and_resume_reopens_it(runtime: Runtime, aws: str, clock: FrozenClock) -> None:
+def test_convergence_past_its_window_blocks_and_resume_reopens_it(
+    runtime: Runtime, aws: str, clock: FrozenClock
+) -> None:
     """A replica stuck creating past the window is blocked with guidance; resume gives it a fresh window."""
     create_source(aws)
     script = Script(statuses=["creating"] * 3)
@@ -189,7 +202,9 @@ def test_transient_errors_are_retried_by_policy(runtime: Runtime, aws: str) -> N
 def test_permanent_failure_then_operator_retry_succeeds(runtime: Runtime, aws: str) -> None:
     """A permanent error fails the intent with guidance; Retry runs the failed step again."""
     create_source(aws)
-    script = Script(errors={"create_read_replica": [PermanentError("InvalidParameterCombination", guidance="pick a class")]})
+    script = Script(
+        errors={"create_read_replica": [PermanentError("InvalidParameterCombination", guidance="pick a class")]}
+    )
     rt = Runtime(**{**runtime.__dict__, "adapters": ScriptedAdapters(runtime.adapters, script)})
     intent_id = approved(rt)
     [failed] = Executor(rt, "test").run_once()
@@ -208,15 +223,20 @@ def test_existing_replica_not_ours_is_unsafe(runtime: Runtime, aws: str) -> None
     runtime = Runtime(**{**runtime.__dict__, "adapters": ScriptedAdapters(runtime.adapters, Script())})
     intent_id = approved(runtime)
     rds_client(aws).create_db_instance_read_replica(
-        DBInstanceIdentifier="billing-db-r1", SourceDBInstanceIdentifier="billing-db",
-        Tags=[{"Key": "opsbot:managed", "Value": "true"}, {"Key": "opsbot:intent", "Value": "someone-else"}])
+        DBInstanceIdentifier="billing-db-r1",
+        SourceDBInstanceIdentifier="billing-db",
+        Tags=[{"Key": "opsbot:managed", "Value": "true"}, {"Key": "opsbot:intent", "Value": "someone-else"}],
+    )
     # The world changed (the replica appeared): the gate refuses first; approve the new plan and try again.
     Executor(runtime, "test").run_once()
     OpsService(runtime).approve(intent_id, "bob")
     [intent] = Executor(runtime, "test").run_once()
     assert intent.status is IntentStatus.UNSAFE
     assert "not ours" in (intent.status_reason or "")
-    assert replicas(aws)[0]["TagList"] == [{"Key": "opsbot:managed", "Value": "true"}, {"Key": "opsbot:intent", "Value": "someone-else"}]
+    assert replicas(aws)[0]["TagList"] == [
+        {"Key": "opsbot:managed", "Value": "true"},
+        {"Key": "opsbot:intent", "Value": "someone-else"},
+    ]
 
 
 def test_compensate_deletes_only_our_replica(runtime: Runtime, aws: str) -> None:
@@ -255,7 +275,9 @@ def test_recorded_step_name_differing_from_the_code_is_unsafe(runtime: Runtime, 
     intent_id = approved(runtime)
     [claimed] = Executor(runtime, "x").claim(1)
     with runtime.store.transaction() as tx:
-        tx.insert_step(StepRecord(IntentId(intent_id), 1, "create_cluster", StepStatus.SUCCEEDED, "t", 1, runtime.clock.now()))
+        tx.insert_step(
+            StepRecord(IntentId(intent_id), 1, "create_cluster", StepStatus.SUCCEEDED, "t", 1, runtime.clock.now())
+        )
     intent = Executor(runtime, "x").drive(claimed)
     assert intent.status is IntentStatus.UNSAFE and "create_cluster" in (intent.status_reason or "")
     assert replicas(aws) == []

@@ -115,9 +115,7 @@ def modal(trigger_blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         ({}, {"channel": OPS, "text": "hi", "token": TOKEN}, None),
     ],
 )
-def test_token_is_checked(
-    fake: FakeSlack, headers: dict[str, str], form: dict[str, str], expected: str | None
-) -> None:
+def test_token_is_checked(fake: FakeSlack, headers: dict[str, str], form: dict[str, str], expected: str | None) -> None:
     """A missing token is not_authed, a wrong one invalid_auth, and only the configured token posts."""
     reply = requests.post(f"{fake.api_url}chat.postMessage", data=form, headers=headers, timeout=HTTP_TIMEOUT)
     body = reply.json()
@@ -244,9 +242,7 @@ LIMIT_CASES: list[tuple[str, Callable[[int], dict[str, Any]], int, str, str]] = 
     ),
     (
         "section fields",
-        lambda n: {
-            "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": f"f{i}"} for i in range(n)]}]
-        },
+        lambda n: {"blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": f"f{i}"} for i in range(n)]}]},
         10,
         "invalid_blocks",
         "/blocks/0/fields",
@@ -277,9 +273,7 @@ def test_block_kit_limit_is_enforced(
     """A message exactly at a Block Kit limit posts; one past it is refused with a json-pointer detail."""
     fake.reset_rate_limits()
     client.chat_postMessage(channel=OPS, **{"text": "fallback", **make(limit)})
-    refused = api_error(
-        lambda: client.chat_postMessage(channel=OPS, **{"text": "fallback", **make(limit + 1)})
-    )
+    refused = api_error(lambda: client.chat_postMessage(channel=OPS, **{"text": "fallback", **make(limit + 1)}))
     assert refused.response["error"] == error
     messages = refused.response["response_metadata"]["messages"]
     assert any(f"[json-pointer:{pointer}]" in m for m in messages), messages
@@ -335,8 +329,7 @@ def test_trigger_id_expires_after_three_seconds(client: WebClient, fake: FakeSla
     client.views_open(trigger_id=fresh, view=modal())
     clock.advance(0.2)
     assert (
-        api_error(lambda: client.views_open(trigger_id=stale, view=modal())).response["error"]
-        == "expired_trigger_id"
+        api_error(lambda: client.views_open(trigger_id=stale, view=modal())).response["error"] == "expired_trigger_id"
     )
     assert len(fake.views("modal")) == 1
 
@@ -347,9 +340,7 @@ def test_trigger_id_expires_after_three_seconds(client: WebClient, fake: FakeSla
 def test_response_url_works_five_times_then_refuses(fake: FakeSlack) -> None:
     """The sixth POST to a response_url is refused with 404 and used_url, and changes nothing."""
     url = fake.issue_response_url(OPS, ALICE)
-    statuses = [
-        requests.post(url, json={"text": f"r{i}"}, timeout=HTTP_TIMEOUT).status_code for i in range(6)
-    ]
+    statuses = [requests.post(url, json={"text": f"r{i}"}, timeout=HTTP_TIMEOUT).status_code for i in range(6)]
     assert statuses == [200] * 5 + [404]
     last = fake.response_posts(url)[-1]
     assert last.error == "used_url"
@@ -389,8 +380,7 @@ def test_burst_in_one_channel_is_rate_limited_while_another_is_not(fake: FakeSla
     """Past the burst, a channel gets HTTP 429 with an integer Retry-After; other channels still post."""
     url, auth = f"{fake.api_url}chat.postMessage", {"Authorization": f"Bearer {TOKEN}"}
     replies = [
-        requests.post(url, json={"channel": OPS, "text": f"m{i}"}, headers=auth, timeout=HTTP_TIMEOUT)
-        for i in range(4)
+        requests.post(url, json={"channel": OPS, "text": f"m{i}"}, headers=auth, timeout=HTTP_TIMEOUT) for i in range(4)
     ]
     assert [r.status_code for r in replies] == [200, 200, 200, 429]
     assert replies[3].json() == {"ok": False, "error": "ratelimited"}
@@ -409,9 +399,7 @@ def test_injected_server_error_fails_then_clears(client: WebClient, fake: FakeSl
     """An injected 5xx fails exactly `times` calls to that method without posting, then Slack works again."""
     fault = fake.inject("chat.postMessage", status=status, times=2)
     for _ in range(2):
-        assert (
-            api_error(lambda: client.chat_postMessage(channel=OPS, text="x")).response.status_code == status
-        )
+        assert api_error(lambda: client.chat_postMessage(channel=OPS, text="x")).response.status_code == status
     client.auth_test()
     client.chat_postMessage(channel=OPS, text="recovered")
     assert fault.hits == 2
@@ -548,9 +536,7 @@ def bot() -> Iterator[Capture]:
     capture.close()
 
 
-def test_driver_signature_is_accepted_by_slack_sdk_and_a_forged_one_is_not(
-    fake: FakeSlack, bot: Capture
-) -> None:
+def test_driver_signature_is_accepted_by_slack_sdk_and_a_forged_one_is_not(fake: FakeSlack, bot: Capture) -> None:
     """SignatureVerifier accepts the driver's signature, and rejects a forged one and a stale timestamp."""
     driver = fake.driver(bot.url)
     driver.slash_command("/ops", "status", user="alice", channel="ops")
@@ -558,8 +544,7 @@ def test_driver_signature_is_accepted_by_slack_sdk_and_a_forged_one_is_not(
     driver.slash_command("/ops", "status", user="alice", channel="ops", timestamp=int(time.time()) - 600)
     verifier = SignatureVerifier(SECRET)
     verdicts = [
-        verifier.is_valid(body, h["X-Slack-Request-Timestamp"], h["X-Slack-Signature"])
-        for h, body in bot.requests
+        verifier.is_valid(body, h["X-Slack-Request-Timestamp"], h["X-Slack-Signature"]) for h, body in bot.requests
     ]
     assert verdicts == [True, False, False]
     assert sign(SECRET, 1, "x") != sign("other", 1, "x")
@@ -628,9 +613,7 @@ def test_driver_sends_slack_shaped_requests(fake: FakeSlack, bot: Capture, clien
     driver.submit_view(view.id, {"reason": {"text": "load"}})
     submitted = json.loads(parse_qs(bot.requests[-1][1])["payload"][0])
     assert submitted["type"] == "view_submission" and submitted["view"]["callback_id"] == "why"
-    assert submitted["view"]["state"]["values"] == {
-        "reason": {"text": {"type": "plain_text_input", "value": "load"}}
-    }
+    assert submitted["view"]["state"]["values"] == {"reason": {"text": {"type": "plain_text_input", "value": "load"}}}
     assert fake.views("modal")[0].closed
     driver.app_home_opened("alice")
     envelope = json.loads(bot.requests[-1][1])
@@ -670,9 +653,7 @@ def test_a_bolt_app_accepts_the_drivers_requests_and_talks_back(fake: FakeSlack)
     from slack_bolt import App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-    app = App(
-        client=WebClient(token=TOKEN, base_url=fake.api_url, timeout=HTTP_TIMEOUT), signing_secret=SECRET
-    )
+    app = App(client=WebClient(token=TOKEN, base_url=fake.api_url, timeout=HTTP_TIMEOUT), signing_secret=SECRET)
     approve = {"type": "actions", "elements": [button("Approve", action_id="approve", value="r-1")]}
 
     @app.command("/ops")
@@ -692,9 +673,7 @@ def test_a_bolt_app_accepts_the_drivers_requests_and_talks_back(fake: FakeSlack)
     @app.view("why")
     def on_submit(ack: Any, view: dict[str, Any], client: WebClient) -> None:
         ack()
-        client.chat_postMessage(
-            channel=OPS, text=f"reason: {view['state']['values']['reason']['text']['value']}"
-        )
+        client.chat_postMessage(channel=OPS, text=f"reason: {view['state']['values']['reason']['text']['value']}")
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -704,10 +683,7 @@ def test_a_bolt_app_accepts_the_drivers_requests_and_talks_back(fake: FakeSlack)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         driver = fake.driver(f"http://127.0.0.1:{server.server_port}/slack/events")
-        assert (
-            driver.slash_command("/ops", "replica", user="alice", channel="ops", signature="v0=bad").status
-            == 401
-        )
+        assert driver.slash_command("/ops", "replica", user="alice", channel="ops", signature="v0=bad").status == 401
         assert driver.slash_command("/ops", "replica", user="alice", channel="ops").status == 200
         request = fake.wait_for_message(OPS, "request replica")
         modal_view = fake.wait_for(lambda: fake.views("modal"))[0]

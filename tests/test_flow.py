@@ -32,7 +32,11 @@ def test_happy_path_creates_one_tagged_replica_and_succeeds_with_evidence(runtim
     assert [s.status for s in view.steps] == [StepStatus.SUCCEEDED] * 3
     assert view.steps[0].external_ids["replica_id"] == "billing-db-r1"
     assert view.steps[2].output["evidence"]["tagged"]["ok"] is True
-    replicas = [i for i in rds_client(aws).describe_db_instances()["DBInstances"] if i["DBInstanceIdentifier"] == "billing-db-r1"]
+    replicas = [
+        i
+        for i in rds_client(aws).describe_db_instances()["DBInstances"]
+        if i["DBInstanceIdentifier"] == "billing-db-r1"
+    ]
     assert len(replicas) == 1
     assert replicas[0]["DBInstanceClass"] == "db.t3.large"
     assert "billing-db-r1" in " ".join(view.guidance.changed)
@@ -41,7 +45,7 @@ def test_happy_path_creates_one_tagged_replica_and_succeeds_with_evidence(runtim
 
 def test_unknown_workflow_is_refused_with_the_known_ones(runtime: Runtime) -> None:
     """A typo in the workflow name names the workflows that exist."""
-    with pytest.raises(UnknownWorkflow, match="rds.create-replica"):
+    with pytest.raises(UnknownWorkflow, match=r"rds\.create-replica"):
         OpsService(runtime).request("rds.create-replika", dict(PARAMS), "prod", "alice")
 
 
@@ -49,7 +53,9 @@ def test_invalid_identifier_is_refused_per_field(runtime: Runtime, aws: str) -> 
     """Each bad field is named with what was expected; nothing is stored."""
     create_source(aws)
     with pytest.raises(InvalidInput) as info:
-        OpsService(runtime).request("rds.create-replica", {"source": "billing db; drop", "replica": "x--y"}, "prod", "alice")
+        OpsService(runtime).request(
+            "rds.create-replica", {"source": "billing db; drop", "replica": "x--y"}, "prod", "alice"
+        )
     assert "source:" in str(info.value) and "replica:" in str(info.value)
     assert OpsService(runtime).list() == []
 

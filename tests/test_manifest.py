@@ -151,22 +151,42 @@ def test_every_command_event_and_action_has_a_listener(bench: Bench) -> None:
     for event in m.settings.event_subscriptions.bot_events:
         assert bench.driver.event({"type": event, "user": REQUESTER, "tab": "home"}).status == 200
     for action in ActionId:
-        payload = {"type": "block_actions", "user": {"id": REQUESTER, "username": "rita", "team_id": "T0FAKE001"},
-                   "api_app_id": "A0FAKE", "token": "t", "trigger_id": "1.2.3", "team": {"id": "T0FAKE001"},
-                   "channel": {"id": OPS}, "actions": [{"action_id": action.value, "block_id": "b", "type": "button",
-                                                       "value": "{}", "action_ts": "1"}]}
+        payload = {
+            "type": "block_actions",
+            "user": {"id": REQUESTER, "username": "rita", "team_id": "T0FAKE001"},
+            "api_app_id": "A0FAKE",
+            "token": "t",
+            "trigger_id": "1.2.3",
+            "team": {"id": "T0FAKE001"},
+            "channel": {"id": OPS},
+            "actions": [
+                {"action_id": action.value, "block_id": "b", "type": "button", "value": "{}", "action_ts": "1"}
+            ],
+        }
         assert _post(bench, payload).status == 200, action
     for callback in CallbackId:
-        payload = {"type": "view_submission", "user": {"id": REQUESTER, "username": "rita", "team_id": "T0FAKE001"},
-                   "api_app_id": "A0FAKE", "token": "t", "team": {"id": "T0FAKE001"},
-                   "view": {"id": "V1", "type": "modal", "callback_id": callback.value, "private_metadata": "{}", "state": {"values": {}}}}
+        payload = {
+            "type": "view_submission",
+            "user": {"id": REQUESTER, "username": "rita", "team_id": "T0FAKE001"},
+            "api_app_id": "A0FAKE",
+            "token": "t",
+            "team": {"id": "T0FAKE001"},
+            "view": {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": callback.value,
+                "private_metadata": "{}",
+                "state": {"values": {}},
+            },
+        }
         assert _post(bench, payload).status == 200, callback
 
 
 def _post(bench: Bench, payload: dict[str, Any]) -> Any:
     """A signed interaction payload, even for buttons no message shows (the listener must still answer)."""
-    return bench.driver.send(payload["type"], urlencode({"payload": json.dumps(payload)}),
-                             "application/x-www-form-urlencoded")
+    return bench.driver.send(
+        payload["type"], urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+    )
 
 
 @pytest.fixture

@@ -34,12 +34,18 @@ def pg_runtimes(pg_url: str, runtime: Runtime, store: SqlStore) -> Iterator[tupl
 
 
 def approved(rt: Runtime) -> str:
-    intent = OpsService(rt).request("rds.create-replica", {"source": "billing-db", "replica": "billing-db-r1"}, "prod", "alice").intent
+    intent = (
+        OpsService(rt)
+        .request("rds.create-replica", {"source": "billing-db", "replica": "billing-db-r1"}, "prod", "alice")
+        .intent
+    )
     OpsService(rt).approve(intent.id, "bob")
     return intent.id
 
 
-def test_concurrent_claims_give_the_intent_to_one_executor(pg_runtimes: tuple[Runtime, Runtime, Script], aws: str) -> None:
+def test_concurrent_claims_give_the_intent_to_one_executor(
+    pg_runtimes: tuple[Runtime, Runtime, Script], aws: str
+) -> None:
     """Both executors poll at the same instant; SKIP LOCKED and the version check hand it to exactly one."""
     a, b, script = pg_runtimes
     create_source(aws)
@@ -65,7 +71,9 @@ def test_concurrent_claims_give_the_intent_to_one_executor(pg_runtimes: tuple[Ru
     assert len(claims) == 1
 
 
-def test_a_zombie_executor_is_fenced_after_takeover(pg_runtimes: tuple[Runtime, Runtime, Script], aws: str, clock: FrozenClock) -> None:
+def test_a_zombie_executor_is_fenced_after_takeover(
+    pg_runtimes: tuple[Runtime, Runtime, Script], aws: str, clock: FrozenClock
+) -> None:
     """An executor whose lease lapsed and was taken over cannot write another checkpoint or outcome."""
     a, b, script = pg_runtimes
     create_source(aws)

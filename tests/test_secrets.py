@@ -33,7 +33,10 @@ def test_redaction_masks_every_kind_of_secret() -> None:
     for text in samples:
         assert CANARY not in redact_text(text), text
     assert redact({"password": CANARY, "nested": {"client_secret": CANARY}, "idempotency_token": "keep"}) == {
-        "password": "***", "nested": {"client_secret": "***"}, "idempotency_token": "keep"}
+        "password": "***",
+        "nested": {"client_secret": "***"},
+        "idempotency_token": "keep",
+    }
     assert "AKIA" not in redact_text("key AKIAABCDEFGHIJKLMNOP used")
 
 
@@ -43,8 +46,12 @@ def test_log_events_pass_through_the_redaction_processor(capsys: object) -> None
 
     stream = StringIO()
     configure_logging("INFO", stream)
-    structlog.get_logger("t").info("connecting", dsn=f"postgresql://u:{CANARY}@h/db", url=f"postgresql://u:{CANARY}@h/db",
-                                   error=f"failed for password={CANARY}")
+    structlog.get_logger("t").info(
+        "connecting",
+        dsn=f"postgresql://u:{CANARY}@h/db",
+        url=f"postgresql://u:{CANARY}@h/db",
+        error=f"failed for password={CANARY}",
+    )
     line = stream.getvalue()
     assert "connecting" in line and CANARY not in line
     event = json.loads(line)
@@ -59,21 +66,49 @@ def test_canary_never_leaves_through_cli_logs_or_events(tmp_path: Path, aws: str
     # Trust auth accepts any password, so the canary can sit in a working DSN.
     db_url = pg_url.replace("postgres@", f"postgres:{CANARY}@", 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSBOT_")}
-    env.update(OPSBOT_DATABASE_URL=db_url, OPSBOT_CONFIG=str(config), AWS_ENDPOINT_URL=aws,
-               BILLING_DSN=f"postgresql://billing:{CANARY}@db/billing", OPSBOT_LOG_LEVEL="DEBUG")
+    env.update(
+        OPSBOT_DATABASE_URL=db_url,
+        OPSBOT_CONFIG=str(config),
+        AWS_ENDPOINT_URL=aws,
+        BILLING_DSN=f"postgresql://billing:{CANARY}@db/billing",
+        OPSBOT_LOG_LEVEL="DEBUG",
+    )
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        )
 
     runs = [
-        cli("request", "rds.create-replica", "source=billing-db", "replica=billing-db-r9", "env=prod", "--actor", "alice"),
-        cli("request", "rds.create-replica", f"source=postgres://x:{CANARY}@h", "replica=r", "env=prod", "--actor", "alice"),
+        cli(
+            "request",
+            "rds.create-replica",
+            "source=billing-db",
+            "replica=billing-db-r9",
+            "env=prod",
+            "--actor",
+            "alice",
+        ),
+        cli(
+            "request",
+            "rds.create-replica",
+            f"source=postgres://x:{CANARY}@h",
+            "replica=r",
+            "env=prod",
+            "--actor",
+            "alice",
+        ),
         cli("request", "rds.create-replica", f"password={CANARY}", "env=prod", "--actor", "alice"),
         cli("request", "rds.create-replica", CANARY, "env=prod", "--actor", "alice"),
     ]
     intent_id = re.search(r"opsbot approve (\w+)", runs[0].stdout).group(1)  # type: ignore[union-attr]
-    runs += [cli("approve", intent_id, "--actor", "bob"), cli("reconcile", "--once"), cli("intents", "show", intent_id),
-             cli("intents", "list"), cli("audit", "verify")]
+    runs += [
+        cli("approve", intent_id, "--actor", "bob"),
+        cli("reconcile", "--once"),
+        cli("intents", "show", intent_id),
+        cli("intents", "list"),
+        cli("audit", "verify"),
+    ]
     assert runs[0].returncode == 0 and runs[1].returncode == 2 and runs[2].returncode == 2
     assert "succeeded" in runs[6].stdout and "audit chain intact" in runs[8].stdout
     assert "Traceback" not in "".join(r.stderr for r in runs)
@@ -96,7 +131,9 @@ def test_capture_logs_shows_bound_intent_context(runtime: object, aws: str) -> N
 
     create_source(aws)
     ops = OpsService(runtime)  # type: ignore[arg-type]
-    intent = ops.request("rds.create-replica", {"source": "billing-db", "replica": "billing-db-r1"}, "prod", "alice").intent
+    intent = ops.request(
+        "rds.create-replica", {"source": "billing-db", "replica": "billing-db-r1"}, "prod", "alice"
+    ).intent
     ops.approve(intent.id, "bob")
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         Executor(runtime, "t").run_once()  # type: ignore[arg-type]

@@ -28,8 +28,14 @@ def _env(tmp_path: Path, db_url: str, aws: str, fake: FakeSlack) -> dict[str, st
     config = tmp_path / "opsbot.yml"
     config.write_text(yaml.safe_dump(SLACK_CONFIG))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSBOT_", "SLACK_"))}
-    env.update(OPSBOT_DATABASE_URL=db_url, OPSBOT_CONFIG=str(config), AWS_ENDPOINT_URL=aws, SLACK_BOT_TOKEN=TOKEN,
-               SLACK_SIGNING_SECRET=SECRET, OPSBOT_SLACK_API_URL=fake.api_url)
+    env.update(
+        OPSBOT_DATABASE_URL=db_url,
+        OPSBOT_CONFIG=str(config),
+        AWS_ENDPOINT_URL=aws,
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        OPSBOT_SLACK_API_URL=fake.api_url,
+    )
     return env
 
 
@@ -38,7 +44,9 @@ def test_serve_answers_slack_and_healthz_and_logs_json_lines(tmp_path: Path, sql
     with FakeSlack(TOKEN, SECRET, channels=CHANNELS, users=USERS) as fake:
         proc, url = start_serve(_env(tmp_path, sqlite_url, aws, fake), tmp_path / "serve.log")
         try:
-            ack = SlackDriver(fake, url, signing_secret=SECRET).slash_command("/ops", "help", user=REQUESTER, channel=OPS)
+            ack = SlackDriver(fake, url, signing_secret=SECRET).slash_command(
+                "/ops", "help", user=REQUESTER, channel=OPS
+            )
             assert ack.status == 200 and "opsbot" in ack.json()["text"]
             health = requests.get(url.replace("/slack/events", "/healthz"), timeout=5)
             assert health.status_code == 200 and health.json() == {"status": "ok"}
@@ -57,16 +65,27 @@ def test_serve_answers_slack_and_healthz_and_logs_json_lines(tmp_path: Path, sql
 def test_socket_mode_without_app_token_is_a_clear_error(tmp_path: Path, sqlite_url: str, aws: str) -> None:
     """--socket needs SLACK_APP_TOKEN and says so instead of failing obscurely."""
     with FakeSlack(TOKEN, SECRET, channels=CHANNELS, users=USERS) as fake:
-        result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--socket"], capture_output=True, text=True,
-                                env=_env(tmp_path, sqlite_url, aws, fake), timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "serve", "--socket"],
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path, sqlite_url, aws, fake),
+            timeout=60,
+        )
     assert result.returncode == 2 and "SLACK_APP_TOKEN" in result.stderr and "Traceback" not in result.stderr
 
 
 def _services(tmp_path: Path, db_url: str, aws: str, fake: FakeSlack, **config: Any) -> Any:
     path = tmp_path / "opsbot.yml"
     path.write_text(yaml.safe_dump({**SLACK_CONFIG, **config}))
-    settings = Settings(database_url=db_url, config=path, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake.api_url, aws_endpoint_url=aws)
+    settings = Settings(
+        database_url=db_url,
+        config=path,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake.api_url,
+        aws_endpoint_url=aws,
+    )
     return settings, build_services(settings)
 
 
@@ -91,7 +110,8 @@ def test_worker_schedules_engine_and_a_digest_per_channel(tmp_path: Path, sqlite
 def test_bad_digest_cron_is_a_config_error(tmp_path: Path, sqlite_url: str, aws: str) -> None:
     """A digest with an invalid cron expression stops start-up with a message naming the channel."""
     with FakeSlack(TOKEN, SECRET, channels=CHANNELS, users=USERS) as fake:
-        settings, svc = _services(tmp_path, sqlite_url, aws, fake,
-                                  digests=[{"channel": "C0DIGEST", "cron": "every morning"}])
+        settings, svc = _services(
+            tmp_path, sqlite_url, aws, fake, digests=[{"channel": "C0DIGEST", "cron": "every morning"}]
+        )
         with pytest.raises(ConfigError, match="C0DIGEST"):
             start_worker(svc, settings)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from adapters.aws import BotoAdapters
 from bot.fakeslack import sign
 from bot.ids import ActionId, CallbackId
 from tests.conftest import create_source, rds_client
@@ -25,7 +26,6 @@ from tests.slack_harness import (
     served,
     wait_until,
 )
-from adapters.aws import BotoAdapters
 from workflows.errors import PermanentError
 from workflows.model import IntentStatus
 
@@ -66,7 +66,7 @@ def test_happy_path_plans_approves_executes_and_threads_the_story(bench: Bench, 
     intent_id = plan(bench)
     parent = bench.parent(intent_id)
     assert {ActionId.APPROVE.value, ActionId.DENY.value} <= button_ids(parent.blocks)
-    assert "billing-db-r1" in str(parent.blocks) and intent_id in str(parent.blocks) or parent.text
+    assert ("billing-db-r1" in str(parent.blocks) and intent_id in str(parent.blocks)) or parent.text
     assert any("rds.create-replica" in m.text for m in bench.fake.messages(INCIDENT))
 
     click(bench, intent_id, ActionId.APPROVE, APPROVER)
@@ -79,8 +79,16 @@ def test_happy_path_plans_approves_executes_and_threads_the_story(bench: Bench, 
     assert "create_replica" in thread and "billing-db-r1" in thread
     top_level = [m for m in bench.fake.messages(OPS) if m.thread_ts in (None, m.ts)]
     assert len(top_level) == 1, "exactly one parent message per intent"
-    assert len([i for i in rds_client(aws).describe_db_instances()["DBInstances"]
-                if i["DBInstanceIdentifier"] == "billing-db-r1"]) == 1
+    assert (
+        len(
+            [
+                i
+                for i in rds_client(aws).describe_db_instances()["DBInstances"]
+                if i["DBInstanceIdentifier"] == "billing-db-r1"
+            ]
+        )
+        == 1
+    )
     bench.driver.assert_acks_fast()
 
 
@@ -109,8 +117,9 @@ def test_validation_errors_answer_ephemerally_and_change_nothing(bench: Bench, t
 
 def test_source_missing_is_reported_after_the_ack(bench: Bench) -> None:
     """A preflight failure (slow path) comes back ephemerally through the response_url."""
-    ack = bench.driver.slash_command("/ops", "rds.create-replica source=nope-db replica=r1 env=prod", user=REQUESTER,
-                                     channel=OPS)
+    ack = bench.driver.slash_command(
+        "/ops", "rds.create-replica source=nope-db replica=r1 env=prod", user=REQUESTER, channel=OPS
+    )
     assert ack.status == 200
     wait_until(lambda: any("not found" in t for t in bench.ephemeral_texts(REQUESTER)))
     assert bench.services.ops.list() == []
@@ -135,11 +144,17 @@ def test_non_approver_is_refused(bench: Bench) -> None:
 def test_stale_plan_click_is_refused(bench: Bench, aws: str) -> None:
     """An Approve carrying a plan hash that is no longer the intent's is refused politely."""
     intent_id = plan(bench)
-    old_value = next(e["value"] for blk in bench.parent(intent_id).blocks if blk.get("type") == "actions"
-                     for e in blk["elements"] if e.get("action_id") == ActionId.APPROVE.value)
+    old_value = next(
+        e["value"]
+        for blk in bench.parent(intent_id).blocks
+        if blk.get("type") == "actions"
+        for e in blk["elements"]
+        if e.get("action_id") == ActionId.APPROVE.value
+    )
     click(bench, intent_id, ActionId.APPROVE, APPROVER)
-    rds_client(aws).modify_db_instance(DBInstanceIdentifier="billing-db", DBInstanceClass="db.r6g.large",
-                                       ApplyImmediately=True)
+    rds_client(aws).modify_db_instance(
+        DBInstanceIdentifier="billing-db", DBInstanceClass="db.r6g.large", ApplyImmediately=True
+    )
     bench.settle()
     assert bench.status(intent_id) is IntentStatus.NEEDS_REAPPROVAL
     assert ActionId.APPROVE.value in button_ids(bench.parent(intent_id).blocks), "a fresh Approve is offered"
@@ -180,8 +195,16 @@ def test_concurrent_approvals_execute_once(bench: Bench, aws: str) -> None:
     view = bench.services.ops.show(intent_id)
     assert view.intent.status is IntentStatus.SUCCEEDED
     assert [e.kind for e in view.events].count("claimed") == 1
-    assert len([i for i in rds_client(aws).describe_db_instances()["DBInstances"]
-                if i["DBInstanceIdentifier"] == "billing-db-r1"]) == 1
+    assert (
+        len(
+            [
+                i
+                for i in rds_client(aws).describe_db_instances()["DBInstances"]
+                if i["DBInstanceIdentifier"] == "billing-db-r1"
+            ]
+        )
+        == 1
+    )
 
 
 def test_deny_with_reason_updates_the_plan_message(bench: Bench) -> None:
@@ -274,15 +297,17 @@ def test_forged_and_replayed_requests_get_401(bench: Bench) -> None:
 def test_secret_canary_never_reaches_slack(bench: Bench) -> None:
     """A canary in parameters and reasons is never in any message, ephemeral, view or response Slack received."""
     canary = "CANARY-5b9e01"
-    bench.driver.slash_command("/ops", f"rds.create-replica source=postgres://u:{canary}@h replica=r1 env=prod",
-                               user=REQUESTER, channel=OPS)
+    bench.driver.slash_command(
+        "/ops", f"rds.create-replica source=postgres://u:{canary}@h replica=r1 env=prod", user=REQUESTER, channel=OPS
+    )
     bench.driver.slash_command("/ops", f"rds.create-replica password={canary} env=prod", user=REQUESTER, channel=OPS)
     intent_id = plan(bench)
     click(bench, intent_id, ActionId.DENY, APPROVER)
     wait_until(lambda: bench.fake.views(kind="modal"))
     view = bench.fake.views(kind="modal")[-1]
-    bench.driver.submit_view(view.id, {"reason": {"reason_input": f"DSN is postgresql://admin:{canary}@db/x"}},
-                             user=APPROVER)
+    bench.driver.submit_view(
+        view.id, {"reason": {"reason_input": f"DSN is postgresql://admin:{canary}@db/x"}}, user=APPROVER
+    )
     wait_until(lambda: bench.status(intent_id) is IntentStatus.DENIED)
     bench.settle()
     received = repr([c.args for c in bench.fake.calls]) + repr([p.body for p in bench.fake.response_posts()])
@@ -299,8 +324,11 @@ def test_status_command_and_modal_request(bench: Bench) -> None:
     wait_until(lambda: bench.fake.views(kind="modal"))
     view = bench.fake.views(kind="modal")[-1]
     assert view.payload["callback_id"] == CallbackId.REQUEST_MODAL.value
-    bench.driver.submit_view(view.id, {"source": {"value": "billing-db"}, "replica": {"value": "billing-db-r2"},
-                                       "env": {"value": "prod"}}, user=REQUESTER)
+    bench.driver.submit_view(
+        view.id,
+        {"source": {"value": "billing-db"}, "replica": {"value": "billing-db-r2"}, "env": {"value": "prod"}},
+        user=REQUESTER,
+    )
     wait_until(lambda: len(bench.services.ops.list()) == 2)
 
 
@@ -345,8 +373,11 @@ def test_modal_field_errors_stay_on_the_form(bench: Bench) -> None:
     bench.driver.slash_command("/ops", "rds.create-replica", user=REQUESTER, channel=OPS)
     wait_until(lambda: bench.fake.views(kind="modal"))
     view = bench.fake.views(kind="modal")[-1]
-    ack = bench.driver.submit_view(view.id, {"source": {"value": "billing-db"}, "replica": {"value": "bad--name"},
-                                             "env": {"value": "prod"}}, user=REQUESTER)
+    ack = bench.driver.submit_view(
+        view.id,
+        {"source": {"value": "billing-db"}, "replica": {"value": "bad--name"}, "env": {"value": "prod"}},
+        user=REQUESTER,
+    )
     body = ack.json()
     assert body["response_action"] == "errors" and "replica" in body["errors"], body
     assert bench.services.ops.list() == []

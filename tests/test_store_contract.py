@@ -25,8 +25,17 @@ from workflows.runtime import FrozenClock
 
 
 def new_intent(clock: FrozenClock, n: int = 1, key: str | None = None) -> NewIntent:
-    return NewIntent(IntentId(f"intent-{n}"), "rds.create-replica", "prod", {"replica": f"r{n}"}, "alice",
-                     key or f"key-{n}", {"fingerprint": "f"}, "a" * 64, clock.now())
+    return NewIntent(
+        IntentId(f"intent-{n}"),
+        "rds.create-replica",
+        "prod",
+        {"replica": f"r{n}"},
+        "alice",
+        key or f"key-{n}",
+        {"fingerprint": "f"},
+        "a" * 64,
+        clock.now(),
+    )
 
 
 def test_idempotency_key_is_unique(store: SqlStore, clock: FrozenClock) -> None:
@@ -89,7 +98,9 @@ def test_step_checkpoint_is_unique_per_intent_and_sequence(store: SqlStore, cloc
     with pytest.raises(IntegrityError), store.transaction() as tx:
         tx.insert_step(rec)
     with store.transaction() as tx:
-        tx.update_step(rec.intent_id, 1, status=StepStatus.SUCCEEDED, external_ids={"replica_id": "r1"}, finished_at=clock.now())
+        tx.update_step(
+            rec.intent_id, 1, status=StepStatus.SUCCEEDED, external_ids={"replica_id": "r1"}, finished_at=clock.now()
+        )
         [stored] = tx.steps(rec.intent_id)
     assert stored.status is StepStatus.SUCCEEDED and stored.external_ids == {"replica_id": "r1"}
     assert stored.started_at == clock.now()
@@ -99,7 +110,9 @@ def test_repeated_approval_is_recorded_once(store: SqlStore, clock: FrozenClock)
     """The same approver approving the same plan twice leaves one approval row."""
     with store.transaction() as tx:
         tx.insert_intent(new_intent(clock))
-    approval = Approval(IntentId("intent-1"), "bob", "a" * 64, Decision.APPROVE, clock.now(), clock.now() + timedelta(hours=1))
+    approval = Approval(
+        IntentId("intent-1"), "bob", "a" * 64, Decision.APPROVE, clock.now(), clock.now() + timedelta(hours=1)
+    )
     with store.transaction() as tx:
         tx.add_approval(approval)
         tx.add_approval(approval)
@@ -112,8 +125,12 @@ def test_due_scan_returns_only_due_intents_in_order(store: SqlStore, clock: Froz
         for n, offset in enumerate([None, -10, 5, -20], 1):
             intent = tx.insert_intent(new_intent(clock, n))
             if offset is not None:
-                tx.update_intent(intent, status=IntentStatus.CONVERGING,  # type: ignore[arg-type]
-                                 next_check_at=clock.now() + timedelta(seconds=offset), updated_at=clock.now())
+                tx.update_intent(
+                    intent,
+                    status=IntentStatus.CONVERGING,  # type: ignore[arg-type]
+                    next_check_at=clock.now() + timedelta(seconds=offset),
+                    updated_at=clock.now(),
+                )
     with store.transaction() as tx:
         assert [i.id for i in tx.due_for_reconcile(clock.now(), 10)] == ["intent-4", "intent-2"]
 
@@ -127,13 +144,21 @@ def test_due_scan_uses_the_partial_index(store: SqlStore, clock: FrozenClock) ->
         if store.engine.dialect.name == "postgresql":
             conn.exec_driver_sql("ANALYZE intents")
             conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            plan = " ".join(r[0] for r in conn.exec_driver_sql(
-                "EXPLAIN SELECT * FROM intents WHERE next_check_at IS NOT NULL AND next_check_at <= now() "
-                "ORDER BY next_check_at LIMIT 200"))
+            plan = " ".join(
+                r[0]
+                for r in conn.exec_driver_sql(
+                    "EXPLAIN SELECT * FROM intents WHERE next_check_at IS NOT NULL AND next_check_at <= now() "
+                    "ORDER BY next_check_at LIMIT 200"
+                )
+            )
         else:
-            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN SELECT * FROM intents WHERE next_check_at IS NOT NULL AND next_check_at <= '2030-01-01' "
-                "ORDER BY next_check_at LIMIT 200"))
+            plan = " ".join(
+                str(r[-1])
+                for r in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT * FROM intents WHERE next_check_at IS NOT NULL "
+                    "AND next_check_at <= '2030-01-01' ORDER BY next_check_at LIMIT 200"
+                )
+            )
     assert "ix_intents_due" in plan, plan
 
 
@@ -158,7 +183,12 @@ def test_audit_chain_verifies_and_detects_edits_and_deletions(store: SqlStore, c
 def test_audit_data_is_redacted_before_it_is_stored(store: SqlStore, clock: FrozenClock) -> None:
     """A DSN password in event data never reaches the table."""
     with store.transaction() as tx:
-        tx.append_event(EventDraft("note", "alice", {"dsn": "postgresql://u:CANARY-9f2@db/x", "url": "postgresql://u:CANARY-9f2@db/x"}), clock.now())
+        tx.append_event(
+            EventDraft(
+                "note", "alice", {"dsn": "postgresql://u:CANARY-9f2@db/x", "url": "postgresql://u:CANARY-9f2@db/x"}
+            ),
+            clock.now(),
+        )
     with store.engine.connect() as conn:
         raw = " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM audit_events")) for v in row)
     assert "CANARY-9f2" not in raw

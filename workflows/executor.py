@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import stamina
 import structlog
@@ -63,8 +63,9 @@ class _Stop(Exception):
         self.status, self.reason, self.kind, self.extra = status, reason, kind, extra
 
 
-def call_with_timeout(fn: Callable[[], T], seconds: float, what: str,
-                      heartbeat: Callable[[], None] | None = None, every: float = 10.0) -> T:
+def call_with_timeout(
+    fn: Callable[[], T], seconds: float, what: str, heartbeat: Callable[[], None] | None = None, every: float = 10.0
+) -> T:
     """Run `fn` in a daemon thread, renewing the lease while it runs.
 
     Past `seconds` its outcome is unknown: the thread cannot be killed, so it is abandoned and the step is
@@ -97,7 +98,10 @@ def call_with_timeout(fn: Callable[[], T], seconds: float, what: str,
 def planned_steps(spec: WorkflowSpec, wf: Workflow, mode: Mode, records: dict[int, StepRecord]) -> list[PlannedStep]:
     """The forward steps plus the verification step, or the compensations of what succeeded, in reverse."""
     if mode is Mode.FORWARD:
-        out = [PlannedStep(i, s, wf.action(s), wf.probe(s), s.convergence_window is not None) for i, s in enumerate(spec.steps, 1)]
+        out = [
+            PlannedStep(i, s, wf.action(s), wf.probe(s), s.convergence_window is not None)
+            for i, s in enumerate(spec.steps, 1)
+        ]
         out.append(PlannedStep(len(spec.steps) + 1, VERIFY, lambda ctx: verify(spec, wf, ctx), None, True))
         return out
     out = []
@@ -152,7 +156,9 @@ class Executor:
         return done
 
     def drive(self, intent: Intent) -> Intent:
-        structlog.contextvars.bind_contextvars(intent_id=intent.id, workflow=intent.workflow, plan_hash=intent.plan_hash[:12])
+        structlog.contextvars.bind_contextvars(
+            intent_id=intent.id, workflow=intent.workflow, plan_hash=intent.plan_hash[:12]
+        )
         try:
             with self.rt.store.pinned():
                 return _Run(self, intent).go()
@@ -197,7 +203,9 @@ class _Run:
                 self._check_budget()
                 rec = records.get(ps.seq)
                 if rec is not None and rec.name != ps.step.name:
-                    raise CheckpointMismatch(f"step {ps.seq} was recorded as {rec.name!r} but the code now says {ps.step.name!r}")
+                    raise CheckpointMismatch(
+                        f"step {ps.seq} was recorded as {rec.name!r} but the code now says {ps.step.name!r}"
+                    )
                 if rec is not None:
                     self.ids[ps.seq] = dict(rec.external_ids)
                 if rec is not None and rec.status is StepStatus.SUCCEEDED:
@@ -207,7 +215,13 @@ class _Run:
                 self.outputs[ps.step.name] = self._step(ps, rec)
             final = IntentStatus.SUCCEEDED if self.intent.mode is Mode.FORWARD else IntentStatus.COMPENSATED
             changed = {ps.step.name: self.ids[ps.seq] for ps in plan if self.ids.get(ps.seq)}
-            return self._finish(final, "all steps done and postconditions verified", final.value, replayed=replayed, external_ids=changed)
+            return self._finish(
+                final,
+                "all steps done and postconditions verified",
+                final.value,
+                replayed=replayed,
+                external_ids=changed,
+            )
         except _Stop as stop:
             return self._finish(stop.status, stop.reason, stop.kind, **stop.extra)
         except CheckpointMismatch as exc:
@@ -217,21 +231,31 @@ class _Run:
     def _check_budget(self) -> None:
         started = self.intent.started_at or self.now()
         if (self.now() - started).total_seconds() > self.spec.timeout:
-            raise _Stop(IntentStatus.BLOCKED, f"exceeded the workflow's timeout budget of {self.spec.timeout:g}s", "timeout")
+            raise _Stop(
+                IntentStatus.BLOCKED, f"exceeded the workflow's timeout budget of {self.spec.timeout:g}s", "timeout"
+            )
 
     def _gate(self) -> None:
         """Before the first side effect: a valid approval for this exact plan, and an unchanged world."""
         now = self.now()
         with self.rt.store.transaction() as tx:
             approvals = tx.approvals(self.intent.id)
-        valid = {a.actor for a in approvals if a.valid_for(self.intent.plan_hash, now) and a.actor != self.intent.requester}
+        valid = {
+            a.actor for a in approvals if a.valid_for(self.intent.plan_hash, now) and a.actor != self.intent.requester
+        }
         needed = effective_policy(self.rt.config, self.spec).approvals
         if len(valid) < needed:
-            raise _Stop(IntentStatus.NEEDS_REAPPROVAL, "the approval has expired or does not match this plan; approve again", "approval_expired")
+            raise _Stop(
+                IntentStatus.NEEDS_REAPPROVAL,
+                "the approval has expired or does not match this plan; approve again",
+                "approval_expired",
+            )
         try:
             fresh = compute_plan(self.rt, self.spec, self.params, self.intent.environment)
         except PreconditionFailed as exc:
-            raise _Stop(IntentStatus.NEEDS_REAPPROVAL, f"the world changed since the plan: {exc}", "stale_plan") from None
+            raise _Stop(
+                IntentStatus.NEEDS_REAPPROVAL, f"the world changed since the plan: {exc}", "stale_plan"
+            ) from None
         if fresh.fingerprint != self.intent.plan.get("fingerprint"):
             raise _Stop(
                 IntentStatus.NEEDS_REAPPROVAL,
@@ -247,7 +271,9 @@ class _Run:
             self.rt.store.checkpoint_outcome(self.lease, ps.seq, external_ids=merged)
             self.ids[ps.seq] = merged
 
-        return StepContext(self.intent, self.params, self.env, self.rt.adapters, token, self.outputs, self.now, checkpoint)
+        return StepContext(
+            self.intent, self.params, self.env, self.rt.adapters, token, self.outputs, self.now, checkpoint
+        )
 
     def _fence(self, tx: StoreTx) -> None:
         tx.renew_lease(self.lease, self.now() + timedelta(seconds=self.rt.lease_seconds))
@@ -291,7 +317,12 @@ class _Run:
             outcome = self._call_with_retries(ps, ctx)
         except TransientError as exc:
             self._record_failed(ps, str(exc), attempts)
-            raise _Stop(IntentStatus.RETRYABLE, f"{name} kept failing transiently: {exc}", "step_retryable", delay=exc.delay or 30.0) from None
+            raise _Stop(
+                IntentStatus.RETRYABLE,
+                f"{name} kept failing transiently: {exc}",
+                "step_retryable",
+                delay=exc.delay or 30.0,
+            ) from None
         except UnsafeError as exc:
             self._record_failed(ps, str(exc), attempts)
             raise _Stop(IntentStatus.UNSAFE, f"{name}: {exc}", "step_unsafe", guidance=exc.guidance) from None
@@ -312,8 +343,13 @@ class _Run:
         """First attempt straight away; on a transient error the retry policy takes over (stamina)."""
 
         def call() -> StepOutcome:
-            return call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name,
-                                     heartbeat=self._heartbeat, every=self.rt.lease_seconds / 3)
+            return call_with_timeout(
+                lambda: ps.run(ctx),
+                ps.step.timeout,
+                ps.step.name,
+                heartbeat=self._heartbeat,
+                every=self.rt.lease_seconds / 3,
+            )
 
         policy = self.spec.retry
         try:
@@ -341,7 +377,10 @@ class _Run:
         with self.rt.store.transaction() as tx:
             self._fence(tx)
             tx.update_step(self.intent.id, ps.seq, status=StepStatus.UNKNOWN, error=reason, attempts=attempts)
-            tx.append_event(EventDraft("step_unknown", self.lease.owner, {"step": ps.step.name, "reason": reason}, self.intent.id), now)
+            tx.append_event(
+                EventDraft("step_unknown", self.lease.owner, {"step": ps.step.name, "reason": reason}, self.intent.id),
+                now,
+            )
         log.warning("step_outcome_unknown", step=ps.step.name, reason=reason)
         with self.rt.store.transaction() as tx:
             rec = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq]
@@ -349,7 +388,11 @@ class _Run:
         if isinstance(observed, Done):
             return self._record_done(ps, observed, resolved=True)
         if attempts >= self.spec.retry.attempts:
-            raise _Stop(IntentStatus.UNKNOWN, f"{ps.step.name}: outcome unknown after {attempts} attempts ({reason})", "step_unknown")
+            raise _Stop(
+                IntentStatus.UNKNOWN,
+                f"{ps.step.name}: outcome unknown after {attempts} attempts ({reason})",
+                "step_unknown",
+            )
         # The probe proved there is no effect (or the step is safe to repeat): run it again.
         self._restart(ps, attempts + 1, observed.reason)
         return self._execute(ps, ctx, attempts + 1)
@@ -364,7 +407,7 @@ class _Run:
         assert isinstance(observation, Absent | Done)
         return observation
 
-    def _converging(self, ps: PlannedStep, pending: Pending, rec: StepRecord | None = None) -> None:
+    def _converging(self, ps: PlannedStep, pending: Pending, rec: StepRecord | None = None) -> NoReturn:
         window = ps.step.convergence_window or self.spec.timeout
         if rec is None:
             with self.rt.store.transaction() as tx:
@@ -373,10 +416,21 @@ class _Run:
         elapsed = (self.now() - start).total_seconds()
         with self.rt.store.transaction() as tx:
             self._fence(tx)
-            tx.update_step(self.intent.id, ps.seq, status=StepStatus.PENDING, output={**rec.output, "observed": pending.observed, "window_from": start.isoformat()})
+            tx.update_step(
+                self.intent.id,
+                ps.seq,
+                status=StepStatus.PENDING,
+                output={**rec.output, "observed": pending.observed, "window_from": start.isoformat()},
+            )
         if elapsed > window:
-            raise _Stop(IntentStatus.BLOCKED, f"{ps.step.name} did not converge within {window:g}s: {pending.reason}", "convergence_window_exceeded")
-        raise _Stop(IntentStatus.CONVERGING, f"{ps.step.name}: {pending.reason}", "converging", delay=pending.retry_after)
+            raise _Stop(
+                IntentStatus.BLOCKED,
+                f"{ps.step.name} did not converge within {window:g}s: {pending.reason}",
+                "convergence_window_exceeded",
+            )
+        raise _Stop(
+            IntentStatus.CONVERGING, f"{ps.step.name}: {pending.reason}", "converging", delay=pending.retry_after
+        )
 
     # records -------------------------------------------------------------------------------------
     def _record_started(self, ps: PlannedStep) -> StepRecord:
@@ -391,21 +445,44 @@ class _Run:
         with self.rt.store.transaction() as tx:
             self._fence(tx)
             tx.update_step(self.intent.id, ps.seq, status=StepStatus.STARTED, attempts=attempts)
-            tx.append_event(EventDraft("step_rerun", self.lease.owner, {"step": ps.step.name, "attempt": attempts, "why": why}, self.intent.id), self.now())
+            tx.append_event(
+                EventDraft(
+                    "step_rerun",
+                    self.lease.owner,
+                    {"step": ps.step.name, "attempt": attempts, "why": why},
+                    self.intent.id,
+                ),
+                self.now(),
+            )
 
     def _record_done(self, ps: PlannedStep, done: Done, resolved: bool) -> dict[str, Any]:
         """The write after the side effect: one fenced UPDATE, committed; resolutions are also audited."""
         now = self.now()
         ids = {**self.ids.get(ps.seq, {}), **done.external_ids}
-        outcome = {"status": StepStatus.SUCCEEDED, "output": done.output, "external_ids": ids, "finished_at": now}
         if resolved:
             with self.rt.store.transaction() as tx:
                 self._fence(tx)
-                tx.update_step(self.intent.id, ps.seq, **outcome)
-                tx.append_event(EventDraft("step_resolved_by_observation", self.lease.owner,
-                                           {"step": ps.step.name, "how": done.how, "external_ids": ids}, self.intent.id), now)
+                tx.update_step(
+                    self.intent.id,
+                    ps.seq,
+                    status=StepStatus.SUCCEEDED,
+                    output=done.output,
+                    external_ids=ids,
+                    finished_at=now,
+                )
+                tx.append_event(
+                    EventDraft(
+                        "step_resolved_by_observation",
+                        self.lease.owner,
+                        {"step": ps.step.name, "how": done.how, "external_ids": ids},
+                        self.intent.id,
+                    ),
+                    now,
+                )
         else:
-            self.rt.store.checkpoint_outcome(self.lease, ps.seq, **outcome)
+            self.rt.store.checkpoint_outcome(
+                self.lease, ps.seq, status=StepStatus.SUCCEEDED, output=done.output, external_ids=ids, finished_at=now
+            )
         self.ids[ps.seq] = ids
         self.rt.faults.reached(fault_point(ps.step.name, "after_checkpoint"))
         return done.output
@@ -413,7 +490,9 @@ class _Run:
     def _record_failed(self, ps: PlannedStep, error: str, attempts: int) -> None:
         with self.rt.store.transaction() as tx:
             self._fence(tx)
-            tx.update_step(self.intent.id, ps.seq, status=StepStatus.FAILED, error=error, attempts=attempts, finished_at=self.now())
+            tx.update_step(
+                self.intent.id, ps.seq, status=StepStatus.FAILED, error=error, attempts=attempts, finished_at=self.now()
+            )
 
     def _finish(self, status: IntentStatus, reason: str, kind: str, **extra: Any) -> Intent:
         now = self.now()
@@ -429,7 +508,13 @@ class _Run:
             "updated_at": now,
             "attempts": self.intent.attempts + 1,
         }
-        if status in (IntentStatus.FAILED, IntentStatus.UNSAFE, IntentStatus.UNKNOWN, IntentStatus.RETRYABLE, IntentStatus.BLOCKED):
+        if status in (
+            IntentStatus.FAILED,
+            IntentStatus.UNSAFE,
+            IntentStatus.UNKNOWN,
+            IntentStatus.RETRYABLE,
+            IntentStatus.BLOCKED,
+        ):
             changes["last_error"] = reason
         if new_plan is not None:
             plan = Plan.model_validate(new_plan)
@@ -441,7 +526,10 @@ class _Run:
                 intent = tx.update_intent(self.intent, **changes)
             except ConcurrentModification:
                 raise LeaseLost(f"intent {self.intent.id} changed under this executor") from None
-            tx.append_event(EventDraft(kind, self.lease.owner, {"status": status.value, "reason": reason, **extra}, self.intent.id), now)
+            tx.append_event(
+                EventDraft(kind, self.lease.owner, {"status": status.value, "reason": reason, **extra}, self.intent.id),
+                now,
+            )
         log.info("intent_stopped", status=status.value, reason=reason)
         return intent
 
@@ -462,7 +550,11 @@ def observe(ps: PlannedStep, ctx: StepContext, active: bool = False) -> Observat
         if ps.probe is not None:
             return call_with_timeout(lambda: ps.probe(ctx), ps.step.timeout, f"probe {ps.step.name}")  # type: ignore[misc]
         if ps.rerun_safe:
-            return call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name) if active else Absent("the step is safe to repeat")
+            return (
+                call_with_timeout(lambda: ps.run(ctx), ps.step.timeout, ps.step.name)
+                if active
+                else Absent("the step is safe to repeat")
+            )
         return Unclear(f"{ps.step.name} has no probe, so whether it took effect cannot be observed")
     except Exception as exc:
         return Unclear(f"observing {ps.step.name} failed: {exc}")

@@ -73,7 +73,9 @@ class Reconciler:
             if intent.attempts > spec.retry.requeues:
                 reason = f"gave up after {intent.attempts} attempts: {intent.last_error}"
                 return self._move(intent, now, IntentStatus.BLOCKED, reason, "retries_exhausted", Verdict.BLOCKED)
-            return self._move(intent, now, IntentStatus.APPROVED, "retrying after a transient failure", "requeued", Verdict.RETRYABLE)
+            return self._move(
+                intent, now, IntentStatus.APPROVED, "retrying after a transient failure", "requeued", Verdict.RETRYABLE
+            )
         if status in (IntentStatus.CONVERGING, IntentStatus.UNKNOWN):
             return self._observe(intent, now)
         return self._move(intent, now, status, intent.status_reason or "", "", verdict_of(status) or Verdict.BLOCKED)
@@ -82,12 +84,38 @@ class Reconciler:
         with self.rt.store.transaction() as tx:
             in_flight = [r for r in tx.steps(intent.id) if r.status is StepStatus.STARTED]
             for rec in in_flight:
-                tx.update_step(intent.id, rec.seq, status=StepStatus.UNKNOWN, error="the executor died during this step")
-                tx.append_event(EventDraft("step_unknown", self.actor, {"step": rec.name, "reason": "executor lease expired mid-step"}, intent.id), now)
+                tx.update_step(
+                    intent.id, rec.seq, status=StepStatus.UNKNOWN, error="the executor died during this step"
+                )
+                tx.append_event(
+                    EventDraft(
+                        "step_unknown",
+                        self.actor,
+                        {"step": rec.name, "reason": "executor lease expired mid-step"},
+                        intent.id,
+                    ),
+                    now,
+                )
             reason = f"executor {intent.lease_owner} stopped renewing its lease; resuming from checkpoints"
-            tx.update_intent(intent, status=IntentStatus.APPROVED, status_reason=reason, lease_owner=None, lease_token=None,
-                             lease_expires_at=None, next_check_at=None, updated_at=now)
-            tx.append_event(EventDraft("executor_lost", self.actor, {"lease_owner": intent.lease_owner, "unknown_steps": [r.name for r in in_flight]}, intent.id), now)
+            tx.update_intent(
+                intent,
+                status=IntentStatus.APPROVED,
+                status_reason=reason,
+                lease_owner=None,
+                lease_token=None,
+                lease_expires_at=None,
+                next_check_at=None,
+                updated_at=now,
+            )
+            tx.append_event(
+                EventDraft(
+                    "executor_lost",
+                    self.actor,
+                    {"lease_owner": intent.lease_owner, "unknown_steps": [r.name for r in in_flight]},
+                    intent.id,
+                ),
+                now,
+            )
         return Classification(intent.id, intent.workflow, Verdict.RETRYABLE, IntentStatus.APPROVED, reason)
 
     def _observe(self, intent: Intent, now: datetime) -> Classification:
@@ -95,34 +123,51 @@ class Reconciler:
         wf = spec.factory()
         with self.rt.store.transaction() as tx:
             records = {r.seq: r for r in tx.steps(intent.id)}
-        open_steps = [(ps, records[ps.seq]) for ps in planned_steps(spec, wf, intent.mode, records)
-                      if ps.seq in records and records[ps.seq].status is not StepStatus.SUCCEEDED]
+        open_steps = [
+            (ps, records[ps.seq])
+            for ps in planned_steps(spec, wf, intent.mode, records)
+            if ps.seq in records and records[ps.seq].status is not StepStatus.SUCCEEDED
+        ]
         if not open_steps:
-            return self._move(intent, now, IntentStatus.APPROVED, "nothing in flight; resuming", "requeued", Verdict.RETRYABLE)
+            return self._move(
+                intent, now, IntentStatus.APPROVED, "nothing in flight; resuming", "requeued", Verdict.RETRYABLE
+            )
         ps, rec = open_steps[0]
         observation = observe(ps, active=True, ctx=self._ctx(intent, spec.params.model_validate(intent.params), rec))
         if isinstance(observation, Done | Absent):
             why = "converged" if isinstance(observation, Done) else observation.reason
-            return self._move(intent, now, IntentStatus.APPROVED, f"{ps.step.name}: {why}; resuming", "observed", Verdict.RETRYABLE)
+            return self._move(
+                intent, now, IntentStatus.APPROVED, f"{ps.step.name}: {why}; resuming", "observed", Verdict.RETRYABLE
+            )
         if isinstance(observation, Unclear):
             delay = self._backoff(rec, now, 30.0)
-            return self._move(intent, now, IntentStatus.UNKNOWN, f"{ps.step.name}: {observation.reason}", "still_unknown",
-                              Verdict.UNKNOWN, delay)
+            return self._move(
+                intent,
+                now,
+                IntentStatus.UNKNOWN,
+                f"{ps.step.name}: {observation.reason}",
+                "still_unknown",
+                Verdict.UNKNOWN,
+                delay,
+            )
         window = ps.step.convergence_window or spec.timeout
         start = window_start(rec)
         if (now - start).total_seconds() > window:
             reason = f"{ps.step.name} did not converge within {window:g}s: {observation.reason}"
             return self._move(intent, now, IntentStatus.BLOCKED, reason, "convergence_window_exceeded", Verdict.BLOCKED)
         delay = self._backoff(rec, now, observation.retry_after)
-        return self._move(intent, now, IntentStatus.CONVERGING, f"{ps.step.name}: {observation.reason}", "",
-                          Verdict.CONVERGING, delay)
+        return self._move(
+            intent, now, IntentStatus.CONVERGING, f"{ps.step.name}: {observation.reason}", "", Verdict.CONVERGING, delay
+        )
 
     def _ctx(self, intent: Intent, params: Any, rec: StepRecord) -> StepContext:
         def no_checkpoint(_ids: dict[str, Any]) -> None:
             raise RuntimeError("the reconciler observes; it does not checkpoint")
 
         env = self.rt.config.environment(intent.environment)
-        return StepContext(intent, params, env, self.rt.adapters, rec.idempotency_token, {}, self.rt.clock.now, no_checkpoint)
+        return StepContext(
+            intent, params, env, self.rt.adapters, rec.idempotency_token, {}, self.rt.clock.now, no_checkpoint
+        )
 
     @staticmethod
     def _backoff(rec: StepRecord, now: datetime, base: float) -> float:
@@ -130,12 +175,22 @@ class Reconciler:
         elapsed = (now - window_start(rec)).total_seconds()
         return min(max(base, elapsed / 4), MAX_CHECK_INTERVAL)
 
-    def _move(self, intent: Intent, now: datetime, status: IntentStatus, reason: str, kind: str, verdict: Verdict,
-              delay: float | None = None) -> Classification:
+    def _move(
+        self,
+        intent: Intent,
+        now: datetime,
+        status: IntentStatus,
+        reason: str,
+        kind: str,
+        verdict: Verdict,
+        delay: float | None = None,
+    ) -> Classification:
         next_check = now + timedelta(seconds=delay) if delay is not None else None
         with self.rt.store.transaction() as tx:
             tx.update_intent(intent, status=status, status_reason=reason, next_check_at=next_check, updated_at=now)
             if kind and (status is not intent.status or kind in ("observed", "requeued")):
-                tx.append_event(EventDraft(kind, self.actor, {"status": status.value, "reason": reason}, intent.id), now)
+                tx.append_event(
+                    EventDraft(kind, self.actor, {"status": status.value, "reason": reason}, intent.id), now
+                )
         log.info("reconciled", intent_id=intent.id, verdict=verdict.value, reason=reason)
         return Classification(intent.id, intent.workflow, verdict, status, reason)

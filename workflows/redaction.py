@@ -22,7 +22,10 @@ def _is_secret_key(key: str) -> bool:
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # user:password@ in any URL or DSN
-    (re.compile(r"(?P<pre>\b[a-z][a-z0-9+.-]{0,30}://[^:/@\s]{1,256}:)\S{1,1024}(?=@)", re.IGNORECASE), r"\g<pre>" + MASK),
+    (
+        re.compile(r"(?P<pre>\b[a-z][a-z0-9+.-]{0,30}://[^:/@\s]{1,256}:)\S{1,1024}(?=@)", re.IGNORECASE),
+        r"\g<pre>" + MASK,
+    ),
     # key=value DSN password (libpq keyword form)
     (re.compile(r"(?P<pre>\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE), r"\g<pre>" + MASK),
     # Slack tokens
@@ -46,9 +49,9 @@ def redact_text(text: str) -> str:
 
 def redact(value: Any, _key: str | None = None) -> Any:
     """Return a copy of `value` with secret-looking keys masked and secret patterns scrubbed from strings."""
-    if _key is not None and _is_secret_key(_key) and value not in (None, "", {}, []):
-        if not isinstance(value, Mapping | list | tuple):
-            return MASK
+    secret_scalar = not isinstance(value, Mapping | list | tuple) and value not in (None, "")
+    if _key is not None and secret_scalar and _is_secret_key(_key):
+        return MASK
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):

@@ -173,12 +173,18 @@ def workflow(
 
     def decorate(cls: W) -> W:
         missing = [s.name for s in cls.steps if not callable(getattr(cls, s.name, None))]
-        missing += [f"check_{p.name}" for p in cls.postconditions if not callable(getattr(cls, f"check_{p.name}", None))]
+        missing += [
+            f"check_{p.name}" for p in cls.postconditions if not callable(getattr(cls, f"check_{p.name}", None))
+        ]
         if missing:
             raise TypeError(f"workflow {name!r} declares steps or checks without methods: {missing}")
         if not cls.postconditions:
             raise TypeError(f"workflow {name!r} declares no postconditions: success needs evidence")
-        needed = approvals if approvals is not None else (2 if any(s.rollback is Rollback.IRREVERSIBLE for s in cls.steps) else 1)
+        needed = (
+            approvals
+            if approvals is not None
+            else (2 if any(s.rollback is Rollback.IRREVERSIBLE for s in cls.steps) else 1)
+        )
         spec = WorkflowSpec(
             name=name,
             summary=summary,

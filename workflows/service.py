@@ -67,8 +67,13 @@ class OpsService:
     ) -> RequestResult:
         spec = self.rt.registry.get(workflow)
         self.rt.config.environment(environment)
-        self._guarded(lambda: check_request(self.rt.config, spec, actor, environment), actor, None, "request_refused",
-                      {"workflow": workflow, "environment": environment})
+        self._guarded(
+            lambda: check_request(self.rt.config, spec, actor, environment),
+            actor,
+            None,
+            "request_refused",
+            {"workflow": workflow, "environment": environment},
+        )
         params = parse_params(spec, raw)
         canonical = params.model_dump(mode="json")
         key = idempotency_key or "auto:" + sha256_hex(canonical_json([workflow, environment, canonical]))[:32]
@@ -78,13 +83,29 @@ class OpsService:
             return self._duplicate(existing, workflow, canonical, environment, actor)
         plan = compute_plan(self.rt, spec, params, environment)
         now = self.rt.clock.now()
-        new = NewIntent(IntentId(self.rt.ids.new_id()), workflow, environment, canonical, actor, key,
-                        plan.model_dump(mode="json"), plan.hash, now)
+        new = NewIntent(
+            IntentId(self.rt.ids.new_id()),
+            workflow,
+            environment,
+            canonical,
+            actor,
+            key,
+            plan.model_dump(mode="json"),
+            plan.hash,
+            now,
+        )
         with self.rt.store.transaction() as tx:
             intent = tx.insert_intent(new)
             if intent is not None:
-                tx.append_event(EventDraft("requested", actor, {"workflow": workflow, "params": canonical,
-                                                                "environment": environment, "plan_hash": plan.hash}, new.id), now)
+                tx.append_event(
+                    EventDraft(
+                        "requested",
+                        actor,
+                        {"workflow": workflow, "params": canonical, "environment": environment, "plan_hash": plan.hash},
+                        new.id,
+                    ),
+                    now,
+                )
         if intent is None:  # lost a race with an identical request
             with self.rt.store.transaction() as tx:
                 raced = tx.get_intent_by_key(key)
@@ -93,11 +114,16 @@ class OpsService:
         log.info("intent_requested", intent_id=intent.id, workflow=workflow, plan_hash=plan.hash[:12])
         return RequestResult(intent, created=True)
 
-    def _duplicate(self, existing: Intent, workflow: str, params: dict[str, Any], env: str, actor: str) -> RequestResult:
+    def _duplicate(
+        self, existing: Intent, workflow: str, params: dict[str, Any], env: str, actor: str
+    ) -> RequestResult:
         if (existing.workflow, existing.params, existing.environment) != (workflow, params, env):
             raise InvalidInput(f"idempotency key already used by intent {existing.id} for a different request")
         with self.rt.store.transaction() as tx:
-            tx.append_event(EventDraft("duplicate_request", actor, {"status": existing.status.value}, existing.id), self.rt.clock.now())
+            tx.append_event(
+                EventDraft("duplicate_request", actor, {"status": existing.status.value}, existing.id),
+                self.rt.clock.now(),
+            )
         return RequestResult(existing, created=False)
 
     # approval ------------------------------------------------------------------------------------
@@ -111,8 +137,13 @@ class OpsService:
         if plan_hash is not None and not intent.plan_hash.startswith(plan_hash):
             self._audit_refusal(intent.id, actor, "approval_refused", "stale plan")
             raise StalePlan(f"the plan changed since you saw it (now {intent.plan_hash[:12]}); review it again")
-        self._guarded(lambda: check_approver(self.rt.config, spec, actor, intent.requester), actor, intent.id,
-                      "approval_refused", {"plan_hash": intent.plan_hash})
+        self._guarded(
+            lambda: check_approver(self.rt.config, spec, actor, intent.requester),
+            actor,
+            intent.id,
+            "approval_refused",
+            {"plan_hash": intent.plan_hash},
+        )
         needed = effective_policy(self.rt.config, spec).approvals
         for _ in range(5):
             now = self.rt.clock.now()
@@ -124,14 +155,27 @@ class OpsService:
                         raise StalePlan("the plan changed while you were approving it; review it again")
                     if current.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL):
                         return current
-                    tx.add_approval(Approval(intent.id, actor, current.plan_hash, Decision.APPROVE, now,
-                                             now + timedelta(seconds=self.rt.approval_ttl)))
+                    tx.add_approval(
+                        Approval(
+                            intent.id,
+                            actor,
+                            current.plan_hash,
+                            Decision.APPROVE,
+                            now,
+                            now + timedelta(seconds=self.rt.approval_ttl),
+                        )
+                    )
                     tx.append_event(EventDraft("approved", actor, {"plan_hash": current.plan_hash}, intent.id), now)
                     valid = {a.actor for a in tx.approvals(intent.id) if a.valid_for(current.plan_hash, now)}
                     if len(valid) < needed:
                         return current
-                    return tx.update_intent(current, status=IntentStatus.APPROVED, status_reason=f"approved by {', '.join(sorted(valid))}",
-                                            updated_at=now, next_check_at=None)
+                    return tx.update_intent(
+                        current,
+                        status=IntentStatus.APPROVED,
+                        status_reason=f"approved by {', '.join(sorted(valid))}",
+                        updated_at=now,
+                        next_check_at=None,
+                    )
             except ConcurrentModification:
                 continue
         raise InvalidTransition(f"intent {intent.id} is changing too fast to approve; try again")
@@ -141,11 +185,18 @@ class OpsService:
         spec = self.rt.registry.get(intent.workflow)
         if intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL):
             raise InvalidTransition(f"intent {intent.id} is {intent.status.value}; it can no longer be denied")
-        self._guarded(lambda: check_approver(self.rt.config, spec, actor, intent.requester), actor, intent.id,
-                      "deny_refused", {})
+        self._guarded(
+            lambda: check_approver(self.rt.config, spec, actor, intent.requester), actor, intent.id, "deny_refused", {}
+        )
         now = self.rt.clock.now()
-        return self._transition(intent, IntentStatus.DENIED, actor, "denied", reason or "denied without a reason",
-                                approval=Approval(intent.id, actor, intent.plan_hash, Decision.DENY, now, now, reason or None))
+        return self._transition(
+            intent,
+            IntentStatus.DENIED,
+            actor,
+            "denied",
+            reason or "denied without a reason",
+            approval=Approval(intent.id, actor, intent.plan_hash, Decision.DENY, now, now, reason or None),
+        )
 
     # recovery ------------------------------------------------------------------------------------
     def cancel(self, intent_id: str, actor: str, reason: str) -> Intent:
@@ -159,8 +210,15 @@ class OpsService:
         if intent.status is IntentStatus.NEEDS_REAPPROVAL:
             spec = self.rt.registry.get(intent.workflow)
             plan = compute_plan(self.rt, spec, spec.params.model_validate(intent.params), intent.environment)
-            return self._transition(intent, IntentStatus.PENDING_APPROVAL, actor, "replanned", reason,
-                                    plan=plan.model_dump(mode="json"), plan_hash=plan.hash)
+            return self._transition(
+                intent,
+                IntentStatus.PENDING_APPROVAL,
+                actor,
+                "replanned",
+                reason,
+                plan=plan.model_dump(mode="json"),
+                plan_hash=plan.hash,
+            )
         return self._transition(intent, IntentStatus.APPROVED, actor, "retry", reason)
 
     def resume(self, intent_id: str, actor: str, reason: str) -> Intent:
@@ -177,7 +235,9 @@ class OpsService:
     def compensate(self, intent_id: str, actor: str, reason: str) -> Intent:
         intent = self._allowed(intent_id, Action.COMPENSATE)
         self._require_approver(intent, actor, "compensate")
-        return self._transition(intent, IntentStatus.APPROVED, actor, "compensation_requested", reason, mode=Mode.COMPENSATE)
+        return self._transition(
+            intent, IntentStatus.APPROVED, actor, "compensation_requested", reason, mode=Mode.COMPENSATE
+        )
 
     # reading -------------------------------------------------------------------------------------
     def show(self, intent_id: str) -> IntentView:
@@ -185,8 +245,14 @@ class OpsService:
         spec = self.rt.registry.get(intent.workflow)
         with self.rt.store.transaction() as tx:
             steps, approvals, events = tx.steps(intent.id), tx.approvals(intent.id), tx.events(intent.id)
-        return IntentView(intent, tuple(steps), tuple(approvals), tuple(events), guidance(intent, spec, steps),
-                          effective_policy(self.rt.config, spec).approvals)
+        return IntentView(
+            intent,
+            tuple(steps),
+            tuple(approvals),
+            tuple(events),
+            guidance(intent, spec, steps),
+            effective_policy(self.rt.config, spec).approvals,
+        )
 
     def list(self, status: IntentStatus | None = None, limit: int = 50) -> list[Intent]:
         with self.rt.store.transaction() as tx:
@@ -208,8 +274,10 @@ class OpsService:
         allowed = available_actions(intent, spec, steps)
         if action not in allowed:
             options = ", ".join(a.value for a in allowed) or "none (wait for it to finish)"
-            raise InvalidTransition(f"{action.value} is not available while intent {intent.id} is {intent.status.value}; "
-                                    f"available now: {options}")
+            raise InvalidTransition(
+                f"{action.value} is not available while intent {intent.id} is {intent.status.value}; "
+                f"available now: {options}"
+            )
         return intent
 
     def _require_approver(self, intent: Intent, actor: str, what: str) -> None:
@@ -226,14 +294,24 @@ class OpsService:
             self._audit_refusal(intent_id, actor, kind, str(exc), data)
             raise
 
-    def _audit_refusal(self, intent_id: IntentId | None, actor: str, kind: str, reason: str,
-                       data: dict[str, Any] | None = None) -> None:
+    def _audit_refusal(
+        self, intent_id: IntentId | None, actor: str, kind: str, reason: str, data: dict[str, Any] | None = None
+    ) -> None:
         with self.rt.store.transaction() as tx:
             tx.append_event(EventDraft(kind, actor, {"reason": reason, **(data or {})}, intent_id), self.rt.clock.now())
 
-    def _transition(self, intent: Intent, status: IntentStatus, actor: str, kind: str, reason: str, *,
-                    approval: Approval | None = None, reopen_window: bool = False,
-                    **changes: Any) -> Intent:
+    def _transition(
+        self,
+        intent: Intent,
+        status: IntentStatus,
+        actor: str,
+        kind: str,
+        reason: str,
+        *,
+        approval: Approval | None = None,
+        reopen_window: bool = False,
+        **changes: Any,
+    ) -> Intent:
         now = self.rt.clock.now()
         try:
             with self.rt.store.transaction() as tx:
@@ -241,10 +319,20 @@ class OpsService:
                     tx.add_approval(approval)
                 if reopen_window:
                     self._reopen_windows(tx, intent, now)
-                moved = tx.update_intent(intent, status=status, status_reason=f"{kind} by {actor}: {reason}",
-                                         next_check_at=None, updated_at=now, **changes)
-                tx.append_event(EventDraft(kind, actor, {"reason": reason, "from": intent.status.value,
-                                                         "to": status.value}, intent.id), now)
+                moved = tx.update_intent(
+                    intent,
+                    status=status,
+                    status_reason=f"{kind} by {actor}: {reason}",
+                    next_check_at=None,
+                    updated_at=now,
+                    **changes,
+                )
+                tx.append_event(
+                    EventDraft(
+                        kind, actor, {"reason": reason, "from": intent.status.value, "to": status.value}, intent.id
+                    ),
+                    now,
+                )
         except ConcurrentModification:
             raise InvalidTransition(f"intent {intent.id} changed while you acted; look at it again") from None
         log.info("intent_transition", intent_id=intent.id, kind=kind, to=status.value)

@@ -33,9 +33,7 @@ _DETAIL = SECTION_TEXT - 400  # what the details of one event may take, after it
 _LIST = SECTION_TEXT - 60
 
 
-def _reply(
-    emoji: str, head: str, details: str, meta: list[str], note: str = ""
-) -> tuple[str, list[dict[str, Any]]]:
+def _reply(emoji: str, head: str, details: str, meta: list[str], note: str = "") -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) of one reply; the notification shows the headline and the short `note`."""
     body = f"{emoji} {head}" + (f"\n{details}" if details else "")
     return fallback(head + (f": {note}" if note else "")), [section(body), context(meta)]

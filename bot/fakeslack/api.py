@@ -257,9 +257,7 @@ def views_open(state: SlackState, args: JSON) -> ApiResult:
     """views.open: open a modal with a fresh, unused trigger_id."""
     trigger_id = text_arg(args, "trigger_id") or text_arg(args, "interactivity_pointer")
     if trigger_id is None:
-        raise Refusal(
-            "invalid_arguments", "[ERROR] missing required field: trigger_id [json-pointer:/trigger_id]"
-        )
+        raise Refusal("invalid_arguments", "[ERROR] missing required field: trigger_id [json-pointer:/trigger_id]")
     problem = state.check_trigger(trigger_id)
     if problem is not None:
         raise Refusal(problem)

@@ -133,9 +133,7 @@ class SlackDriver:
             "X-Slack-Signature": signature if signature is not None else sign(self.signing_secret, ts, body),
         }
         sent_headers.update(headers or {})
-        request = urllib.request.Request(
-            self.bot_url, data=body.encode("utf-8"), headers=sent_headers, method="POST"
-        )
+        request = urllib.request.Request(self.bot_url, data=body.encode("utf-8"), headers=sent_headers, method="POST")
         started, sent_at = time.perf_counter(), time.time()
         status, text, reply_headers, error = 0, "", {}, None
         try:
@@ -198,9 +196,7 @@ class SlackDriver:
         form = payloads.slash_command_form(
             self.fake.workspace, actor, command, text, response_url=response_url, trigger_id=trigger_id
         )
-        ack = self.send(
-            f"slash_command {command}", urlencode(form), _FORM, timestamp=timestamp, signature=signature
-        )
+        ack = self.send(f"slash_command {command}", urlencode(form), _FORM, timestamp=timestamp, signature=signature)
         ack.trigger_id, ack.response_url = trigger_id, response_url
         return ack
 
@@ -224,9 +220,7 @@ class SlackDriver:
         message = self.fake.message(actor.channel_id, ts)
         ephemeral = None
         if message is None:
-            ephemeral = next(
-                (e for e in self.fake.ephemerals(actor.channel_id, actor.user_id) if e.ts == ts), None
-            )
+            ephemeral = next((e for e in self.fake.ephemerals(actor.channel_id, actor.user_id) if e.ts == ts), None)
             if ephemeral is None:
                 raise LookupError(f"no message {ts} in {channel} that {user} can see")
         blocks = message.blocks if message is not None else ephemeral.blocks if ephemeral else []
@@ -239,11 +233,7 @@ class SlackDriver:
             message_ts=ts if message else None,
             ephemeral_ts=ts if ephemeral else None,
         )
-        thread_ts = (
-            message.thread_ts
-            if message and message.is_reply
-            else (ephemeral.thread_ts if ephemeral else None)
-        )
+        thread_ts = message.thread_ts if message and message.is_reply else (ephemeral.thread_ts if ephemeral else None)
         payload = payloads.block_actions_on_message(
             self.fake.workspace,
             actor,
@@ -254,9 +244,7 @@ class SlackDriver:
             thread_ts=thread_ts,
             action=payloads.action_entry(bid, element, chosen),
         )
-        ack = self._send_payload(
-            f"block_actions {action_id}", payload, timestamp=timestamp, signature=signature
-        )
+        ack = self._send_payload(f"block_actions {action_id}", payload, timestamp=timestamp, signature=signature)
         ack.trigger_id, ack.response_url = trigger_id, response_url
         return ack
 
@@ -287,9 +275,7 @@ class SlackDriver:
             view=view.to_api(ws.team_id, ws.app_id, ws.bot_id),
             action=payloads.action_entry(bid, element, chosen),
         )
-        ack = self._send_payload(
-            f"block_actions {action_id}", payload, timestamp=timestamp, signature=signature
-        )
+        ack = self._send_payload(f"block_actions {action_id}", payload, timestamp=timestamp, signature=signature)
         ack.trigger_id = trigger_id
         return ack
 
@@ -354,9 +340,7 @@ class SlackDriver:
             event["view"] = home.to_api(ws.team_id, ws.app_id, ws.bot_id)
         return self.event(event, timestamp=timestamp, signature=signature)
 
-    def event(
-        self, event: Mapping[str, Any], *, timestamp: int | None = None, signature: str | None = None
-    ) -> Ack:
+    def event(self, event: Mapping[str, Any], *, timestamp: int | None = None, signature: str | None = None) -> Ack:
         """Send any Events API event inside an event_callback envelope."""
         envelope = payloads.event_callback(self.fake.workspace, dict(event))
         return self.send(

@@ -57,12 +57,8 @@ _BLOCKS_BY_SURFACE: dict[str, frozenset[str]] = {
             "video",
         }
     ),
-    "modal": frozenset(
-        {"section", "header", "actions", "context", "divider", "image", "input", "rich_text", "video"}
-    ),
-    "home": frozenset(
-        {"section", "header", "actions", "context", "divider", "image", "input", "rich_text", "video"}
-    ),
+    "modal": frozenset({"section", "header", "actions", "context", "divider", "image", "input", "rich_text", "video"}),
+    "home": frozenset({"section", "header", "actions", "context", "divider", "image", "input", "rich_text", "video"}),
 }
 _SELECTS = frozenset(
     {
@@ -107,9 +103,7 @@ class _Report:
         """Record one problem at a JSON pointer."""
         self.problems.append(f"[ERROR] {what} [json-pointer:{where}]")
 
-    def text(
-        self, obj: Any, where: str, limit: int, *, plain_only: bool = False, required: bool = True
-    ) -> None:
+    def text(self, obj: Any, where: str, limit: int, *, plain_only: bool = False, required: bool = True) -> None:
         """Check a composition text object: its type and its length."""
         if obj is None:
             if required:
@@ -277,9 +271,7 @@ def _check_options(report: _Report, element: dict[str, Any], where: str, kind: s
         report.length(option.get("value"), f"{where}/options/{j}/value", lim.option_value, minimum=1)
 
 
-def validate_view(
-    view: Any, expected: Literal["modal", "home"], limits: Limits = DEFAULT_LIMITS
-) -> list[str]:
+def validate_view(view: Any, expected: Literal["modal", "home"], limits: Limits = DEFAULT_LIMITS) -> list[str]:
     """Return Slack-style problem lines for a modal or home tab view (empty when valid)."""
     report = _Report(limits)
     if not isinstance(view, dict):
@@ -294,9 +286,7 @@ def validate_view(
             if view.get(key) is not None:
                 report.text(view[key], f"/view/{key}", limits.view_button, plain_only=True)
         blocks = view.get("blocks")
-        has_input = isinstance(blocks, list) and any(
-            isinstance(b, dict) and b.get("type") == "input" for b in blocks
-        )
+        has_input = isinstance(blocks, list) and any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
         if has_input and view.get("submit") is None:
             report.error("a modal with input blocks must have a submit button", "/view/submit")
     report.optional_length(view, "callback_id", "/view", limits.id_length)

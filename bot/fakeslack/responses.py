@@ -18,9 +18,7 @@ def handle_response_url(state: SlackState, url_id: str, raw: bytes) -> ApiResult
     if state.clock() - ru.issued_at > state.policy.response_url_ttl:
         result = refused("expired_url", status=404)
     elif ru.uses >= state.policy.response_url_uses:
-        result = refused(
-            "used_url", f"[ERROR] this response_url was already used {ru.uses} times", status=404
-        )
+        result = refused("used_url", f"[ERROR] this response_url was already used {ru.uses} times", status=404)
     else:
         try:
             parsed = json.loads(raw.decode("utf-8") or "null")
@@ -38,9 +36,7 @@ def handle_response_url(state: SlackState, url_id: str, raw: bytes) -> ApiResult
                 if result.status == 200:
                     result.status = 400
     ru.posts.append(
-        ResponsePost(
-            url_id=ru.id, body=payload, at=state.wall(), status=result.status, error=result.body.get("error")
-        )
+        ResponsePost(url_id=ru.id, body=payload, at=state.wall(), status=result.status, error=result.body.get("error"))
     )
     return result
 
@@ -93,9 +89,7 @@ def _delete_original(state: SlackState, ru: ResponseUrl) -> None:
         raise Refusal("message_not_found", "[ERROR] no original message to delete", status=404)
 
 
-def _replace_original(
-    state: SlackState, ru: ResponseUrl, text: str | None, blocks: list[JSON] | None
-) -> None:
+def _replace_original(state: SlackState, ru: ResponseUrl, text: str | None, blocks: list[JSON] | None) -> None:
     """Replace the message the interaction came from (or this URL's earlier ephemeral response)."""
     msg = state.find_message(ru.channel, ru.message_ts) if ru.message_ts else None
     if msg is not None:

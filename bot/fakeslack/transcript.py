@@ -117,9 +117,7 @@ def render(title: str, messages: list[Message], ephemerals: list[Ephemeral], nam
     for e in ephemerals:
         if e.thread_ts:
             threaded_ephemeral.setdefault(e.thread_ts, []).append(e)
-    items: list[tuple[str, Message | Ephemeral]] = [(m.ts, m) for m in parents] + [
-        (e.ts, e) for e in top_ephemeral
-    ]
+    items: list[tuple[str, Message | Ephemeral]] = [(m.ts, m) for m in parents] + [(e.ts, e) for e in top_ephemeral]
     lines = [title, "=" * len(title)]
     for _, item in sorted(items, key=lambda pair: _ts_key(pair[0])):
         lines.extend(_render_item(item, names, ""))

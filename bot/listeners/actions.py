@@ -27,7 +27,9 @@ def register(app: App, surface: SlackSurface) -> None:
     def ask_reason(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()
         with answering(body, respond, client):
-            view = surface.reason_modal(ActionId(action["action_id"]), button_value(action.get("value")), _channel(body))
+            view = surface.reason_modal(
+                ActionId(action["action_id"]), button_value(action.get("value")), _channel(body)
+            )
             client.views_open(trigger_id=body["trigger_id"], view=view)
 
     app.action(ActionId.DENY.value)(ask_reason)
@@ -36,7 +38,9 @@ def register(app: App, surface: SlackSurface) -> None:
     def recover(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
         with answering(body, respond, client):
-            reply = surface.recover(ActionId(action["action_id"]), button_value(action.get("value")), body["user"]["id"])
+            reply = surface.recover(
+                ActionId(action["action_id"]), button_value(action.get("value")), body["user"]["id"]
+            )
             respond(response_type="ephemeral", replace_original=False, text=reply.text)
 
     for action_id in RECOVERY:

@@ -35,7 +35,9 @@ def register(app: App, surface: SlackSurface) -> None:
         state = _values(view)
         fields = {b: v for b in state if b != BlockId.ENVIRONMENT.value and (v := _text(state, b, FIELD_ACTION))}
         try:
-            command = surface.validate(meta.workflow or "", fields, _text(state, BlockId.ENVIRONMENT.value, FIELD_ACTION))
+            command = surface.validate(
+                meta.workflow or "", fields, _text(state, BlockId.ENVIRONMENT.value, FIELD_ACTION)
+            )
         except OpsError as exc:  # shown on the form's fields; the modal stays open
             ack(response_action="errors", errors=_field_errors(str(exc), state))
             return

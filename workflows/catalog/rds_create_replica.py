@@ -12,10 +12,21 @@ from workflows.registry import PlanDraft, Postcondition, Registry, RetryPolicy, 
 
 RDS_IDENTIFIER = r"^[a-zA-Z][a-zA-Z0-9-]{0,61}[a-zA-Z0-9]$"
 INTENT_TAG, MANAGED_TAG, SOURCE_TAG = "opsbot:intent", "opsbot:managed", "opsbot:source"
-CONVERGING_STATES = frozenset({
-    "creating", "backing-up", "modifying", "configuring-enhanced-monitoring", "configuring-log-exports",
-    "rebooting", "starting", "upgrading", "maintenance", "storage-optimization", "resetting-master-credentials",
-})
+CONVERGING_STATES = frozenset(
+    {
+        "creating",
+        "backing-up",
+        "modifying",
+        "configuring-enhanced-monitoring",
+        "configuring-log-exports",
+        "rebooting",
+        "starting",
+        "upgrading",
+        "maintenance",
+        "storage-optimization",
+        "resetting-master-credentials",
+    }
+)
 
 
 class CreateReplicaParams(BaseModel):
@@ -23,8 +34,11 @@ class CreateReplicaParams(BaseModel):
 
     source: str = Field(pattern=RDS_IDENTIFIER, description="identifier of the source DB instance")
     replica: str = Field(pattern=RDS_IDENTIFIER, description="identifier for the new read replica")
-    instance_class: str = Field(default="db.t3.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$",
-                                description="instance class of the replica, e.g. db.r6g.large")
+    instance_class: str = Field(
+        default="db.t3.medium",
+        pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$",
+        description="instance class of the replica, e.g. db.r6g.large",
+    )
 
     @field_validator("source", "replica")
     @classmethod
@@ -41,8 +55,13 @@ def _ours(instance: DbInstance, intent_id: str) -> bool:
 class CreateReplica(Workflow):
     steps = (
         Step("create_replica", rollback=Rollback.COMPENSATE, timeout=120.0, description="create the read replica"),
-        Step("await_available", rollback=Rollback.NONE, timeout=60.0, convergence_window=3600.0,
-             description="wait until the replica is available"),
+        Step(
+            "await_available",
+            rollback=Rollback.NONE,
+            timeout=60.0,
+            convergence_window=3600.0,
+            description="wait until the replica is available",
+        ),
     )
     postconditions = (
         Postcondition("exists", "the replica exists and replicates from the source"),
@@ -70,16 +89,25 @@ class CreateReplica(Workflow):
         existing = rds.describe_instance(p.replica)
         if existing is not None and existing.tags.get(MANAGED_TAG) != "true":
             raise PreconditionFailed(f"replica id {p.replica} is taken by an instance opsbot does not manage")
-        mutation = ("adopt" if existing else "create", f"rds:{p.replica}",
-                    f"read replica of {p.source} as {p.instance_class}")
+        mutation = (
+            "adopt" if existing else "create",
+            f"rds:{p.replica}",
+            f"read replica of {p.source} as {p.instance_class}",
+        )
         return PlanDraft(
             targets=(f"rds:{p.source}", f"rds:{p.replica}"),
             mutations=(mutation,),
             observed={
-                "source": {"id": source.identifier, "status": source.status, "class": source.instance_class,
-                           "engine": source.engine, "arn": source.arn},
-                "replica": None if existing is None else {"id": existing.identifier, "status": existing.status,
-                                                          "intent": existing.tags.get(INTENT_TAG)},
+                "source": {
+                    "id": source.identifier,
+                    "status": source.status,
+                    "class": source.instance_class,
+                    "engine": source.engine,
+                    "arn": source.arn,
+                },
+                "replica": None
+                if existing is None
+                else {"id": existing.identifier, "status": existing.status, "intent": existing.tags.get(INTENT_TAG)},
             },
             locks=(f"rds:{p.replica}",),
             blast_radius=f"one new instance; replication load on {p.source}",
@@ -89,18 +117,26 @@ class CreateReplica(Workflow):
         p, rds = self._p(ctx), self._rds(ctx)
         tags = {INTENT_TAG: ctx.intent.id, MANAGED_TAG: "true", SOURCE_TAG: p.source}
         try:
-            created = rds.create_read_replica(replica_id=p.replica, source_id=p.source,
-                                              instance_class=p.instance_class, tags=tags)
+            created = rds.create_read_replica(
+                replica_id=p.replica, source_id=p.source, instance_class=p.instance_class, tags=tags
+            )
         except AlreadyExists:
             found = rds.describe_instance(p.replica)
             if found is None or not _ours(found, ctx.intent.id):
                 owner = found.tags.get(INTENT_TAG, "nobody we know") if found else "unknown"
-                raise UnsafeError(f"{p.replica} already exists and is not ours (created by {owner})",
-                                  guidance="choose another replica id, or mark done if that instance is the one you wanted") from None
-            return Done(output={"status": found.status}, external_ids={"replica_id": found.identifier, "arn": found.arn},
-                        how="adopted")
+                raise UnsafeError(
+                    f"{p.replica} already exists and is not ours (created by {owner})",
+                    guidance="choose another replica id, or mark done if that instance is the one you wanted",
+                ) from None
+            return Done(
+                output={"status": found.status},
+                external_ids={"replica_id": found.identifier, "arn": found.arn},
+                how="adopted",
+            )
         ctx.checkpoint(replica_id=created.identifier, arn=created.arn)
-        return Done(output={"status": created.status}, external_ids={"replica_id": created.identifier, "arn": created.arn})
+        return Done(
+            output={"status": created.status}, external_ids={"replica_id": created.identifier, "arn": created.arn}
+        )
 
     def probe_create_replica(self, ctx: StepContext) -> Observation:
         p = self._p(ctx)
@@ -109,8 +145,11 @@ class CreateReplica(Workflow):
             return Absent(f"no instance named {p.replica}: the create did not take effect")
         if not _ours(found, ctx.intent.id):
             raise UnsafeError(f"{p.replica} exists but carries another owner's tag")
-        return Done(output={"status": found.status}, external_ids={"replica_id": found.identifier, "arn": found.arn},
-                    how="observed")
+        return Done(
+            output={"status": found.status},
+            external_ids={"replica_id": found.identifier, "arn": found.arn},
+            how="observed",
+        )
 
     def compensate_create_replica(self, ctx: StepContext) -> StepOutcome:
         p, rds = self._p(ctx), self._rds(ctx)
@@ -131,7 +170,10 @@ class CreateReplica(Workflow):
             return Done(output={"status": found.status, "endpoint": found.endpoint})
         if found.status in CONVERGING_STATES:
             return Pending(f"{p.replica} is {found.status}", retry_after=30.0, observed={"status": found.status})
-        raise PermanentError(f"{p.replica} is {found.status}", guidance="inspect the instance in the RDS console; compensate to delete it")
+        raise PermanentError(
+            f"{p.replica} is {found.status}",
+            guidance="inspect the instance in the RDS console; compensate to delete it",
+        )
 
     def _replica(self, ctx: StepContext) -> DbInstance | None:
         return self._rds(ctx).describe_instance(self._p(ctx).replica)
@@ -152,7 +194,9 @@ class CreateReplica(Workflow):
 
     def check_tagged(self, ctx: StepContext) -> Evidence:
         found = self._replica(ctx)
-        return Evidence(bool(found and _ours(found, ctx.intent.id)), {"tag": found.tags.get(INTENT_TAG) if found else None})
+        return Evidence(
+            bool(found and _ours(found, ctx.intent.id)), {"tag": found.tags.get(INTENT_TAG) if found else None}
+        )
 
 
 def register(registry: Registry) -> None:
