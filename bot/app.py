@@ -43,6 +43,8 @@ def create_app(settings: Settings, services: Services) -> App:
         # Listeners answer in the request thread (they only parse and touch the store); slow work is lazy.
         process_before_response=True,
         raise_error_for_unhandled_request=False,
+        # Not at start-up: a Slack outage must not stop the executor and reconciler from starting.
+        token_verification_enabled=False,
     )
 
     @app.middleware

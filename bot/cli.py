@@ -225,6 +225,7 @@ def serve(
         configure_logging(settings.log_level, stream=sys.stdout)
         svc = build_services(settings)
         bolt = create_app(settings, svc)
+        check_slack(svc)
         worker = start_worker(svc, settings, engine_jobs=not no_worker)
 
         def stop(*_: Any) -> None:
@@ -253,6 +254,16 @@ def serve(
             worker.shutdown()
 
     _run(go)
+
+
+def check_slack(svc: Services) -> None:
+    """Say at start-up whether Slack answers; keep going either way (messages wait in the outbox)."""
+    assert svc.slack is not None
+    try:
+        who = svc.slack.client.auth_test()
+        log.info("slack_connected", team=who.get("team"), bot_user=who.get("user_id"))
+    except Exception as exc:
+        log.warning("slack_unreachable_at_startup", error=str(exc))
 
 
 @db_app.command("upgrade")

@@ -36,6 +36,7 @@ _PERMANENT = {
     "edit_window_closed",
 }
 MAX_BACKOFF = 300.0
+CLAIM_SECONDS = 60.0
 BATCH_ITEMS, BATCH_BLOCKS, MAX_TEXT = 8, 45, 3900
 
 
@@ -93,7 +94,8 @@ class OutboxWorker:
 
     def _drain(self) -> int:
         now = self.clock.now()
-        items = self.store.due(now)
+        # Claimed for a minute: another process's drain skips them; a crash hands them back when it lapses.
+        items = self.store.claim(self.store.due(now), now, now + timedelta(seconds=CLAIM_SECONDS))
         latest_update: dict[str, int] = {}
         for item in items:
             if item.kind == "update_parent" and item.intent_id:
@@ -103,24 +105,25 @@ class OutboxWorker:
         ]
         self.store.supersede(stale)
         self.stats.coalesced += len(stale)
-        parents_ready = {i.intent_id for i in items if i.kind == "post_parent"}
+        unposted_parents = {i.intent_id for i in items if i.kind == "post_parent"}
         delivered = 0
         held: set[str] = set()  # channels we must not send to again in this pass (paced or rate limited)
-        done: set[int] = set(stale)
+        handled: set[int] = set(stale)  # sent, deferred with their own retry time, or dead
         for item in items:
-            if item.id in done or item.channel in held:
+            if item.id in handled or item.channel in held:
                 continue
-            if item.kind in ("update_parent", "thread_reply") and item.intent_id in parents_ready:
-                continue  # the parent is queued ahead of it and not posted yet
-            group = self._batch(item, items, done) if item.kind == "thread_reply" else [item]
-            done.update(i.id for i in group)
+            if item.kind in ("update_parent", "thread_reply") and item.intent_id in unposted_parents:
+                continue  # the parent is queued in this pass and not posted yet
             if not self._take_token(item.channel):
                 held.add(item.channel)
                 continue
+            group = self._batch(item, items, handled) if item.kind == "thread_reply" else [item]
+            handled.update(i.id for i in group)
             if self._send(group):
                 delivered += len(group)
             else:
                 held.add(item.channel)
+        self.store.release([i for i in items if i.id not in handled], now)
         return delivered
 
     @staticmethod

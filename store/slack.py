@@ -114,6 +114,35 @@ class SlackStore:
         with self.engine.connect() as conn:
             return [_item(r._mapping) for r in conn.execute(q)]
 
+    def claim(self, items: list[OutboxItem], now: datetime, until: datetime) -> list[OutboxItem]:
+        """Take due items for this process until `until`; items another process took first are left out."""
+        if not items:
+            return []
+        with self.engine.begin() as conn:
+            taken = set(
+                conn.execute(
+                    sa.update(t.outbox)
+                    .where(
+                        t.outbox.c.id.in_([i.id for i in items]),
+                        t.outbox.c.status == "pending",
+                        t.outbox.c.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=until)
+                    .returning(t.outbox.c.id)
+                ).scalars()
+            )
+        return [i for i in items if i.id in taken]
+
+    def release(self, items: list[OutboxItem], now: datetime) -> None:
+        """Hand back claimed items that this pass did not get to."""
+        if items:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.update(t.outbox)
+                    .where(t.outbox.c.id.in_([i.id for i in items]), t.outbox.c.status == "pending")
+                    .values(next_attempt_at=now)
+                )
+
     def pending_count(self) -> int:
         with self.engine.connect() as conn:
             return int(

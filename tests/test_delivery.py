@@ -1,0 +1,133 @@
+"""The outbox drain against the fake Slack: no duplicates across processes, pacing, Retry-After, coalescing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.delivery import OutboxWorker
+from bot.fakeslack import FakeSlack
+from store.db import make_engine
+from store.slack import SlackStore
+from store.sql import SqlStore
+from workflows.model import IntentId, NewIntent
+from workflows.runtime import SystemClock
+
+TOKEN = "xoxb-delivery-test-000000"
+CHANNEL = "C0OPS0001"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack(TOKEN, "s", channels={CHANNEL: "ops"}) as f:
+        yield f
+
+
+@pytest.fixture
+def slack_store(db_url: str) -> Iterator[SlackStore]:
+    engine = make_engine(db_url)
+    yield SlackStore(engine)
+    engine.dispose()
+
+
+def worker(store: SlackStore, fake: FakeSlack, **kw: Any) -> OutboxWorker:
+    client = WebClient(token=TOKEN, base_url=fake.api_url, timeout=5, retry_handlers=[])
+    return OutboxWorker(store, client, SystemClock(), **kw)
+
+
+def intent(store: SlackStore, n: int = 1) -> str:
+    clock = SystemClock()
+    with SqlStore(store.engine).transaction() as tx:
+        tx.insert_intent(NewIntent(IntentId(f"i{n}"), "w", "prod", {}, "u", f"k{n}", {}, "h", clock.now()))
+    return f"i{n}"
+
+
+def test_two_drains_at_once_post_each_message_once(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """Two processes draining the same outbox never send the same message twice."""
+    now = SystemClock().now()
+    slack_store.enqueue([(f"m{i}", None, CHANNEL, "post", {"text": f"message {i}"}) for i in range(12)], now)
+    workers = [worker(slack_store, fake, burst=100, rate=100.0) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def drain(w: OutboxWorker) -> None:
+        barrier.wait()
+        w.drain_until_idle(timeout=20)
+
+    threads = [threading.Thread(target=drain, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    texts = [m.text for m in fake.messages(CHANNEL)]
+    assert sorted(texts) == sorted(f"message {i}" for i in range(12))
+
+
+def test_retry_after_is_honoured_and_nothing_is_lost(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """A 429 defers the channel for Retry-After seconds; the message is delivered afterwards, once."""
+    fake.inject(method="chat.postMessage", status=429, retry_after=1, times=1)
+    slack_store.enqueue([("a", None, CHANNEL, "post", {"text": "hello"})], SystemClock().now())
+    w = worker(slack_store, fake)
+    assert w.drain_once() == 0
+    assert slack_store.pending_count() == 1
+    w.drain_until_idle(timeout=10)
+    assert [m.text for m in fake.messages(CHANNEL)] == ["hello"]
+    assert w.stats.retried == 1
+
+
+def test_parent_updates_are_coalesced_to_the_latest(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """Several queued updates of one plan message become one chat.update with the newest content."""
+    intent_id = intent(slack_store)
+    now = SystemClock().now()
+    slack_store.enqueue([("p", intent_id, CHANNEL, "post_parent", {"text": "v1"})], now, thread=(intent_id, CHANNEL))
+    w = worker(slack_store, fake, burst=10, rate=10.0)
+    w.drain_until_idle()
+    slack_store.enqueue([(f"u{v}", intent_id, CHANNEL, "update_parent", {"text": f"v{v}"}) for v in (2, 3, 4)], now)
+    w.drain_until_idle()
+    [parent] = fake.messages(CHANNEL)
+    assert parent.text == "v4" and len(fake.calls_to("chat.update")) == 1
+    assert w.stats.coalesced == 2
+
+
+def test_pacing_keeps_a_channel_near_one_message_per_second(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """After the burst, the drain holds back instead of drawing 429s from Slack."""
+    slack_store.enqueue([(f"m{i}", None, CHANNEL, "post", {"text": str(i)}) for i in range(6)], SystemClock().now())
+    w = worker(slack_store, fake, burst=3, rate=1.0)
+    assert w.drain_once() == 3
+    w.drain_until_idle(timeout=15)
+    assert len(fake.messages(CHANNEL)) == 6
+    assert not [c for c in fake.calls if c.status == 429]
+
+
+def test_a_payload_slack_rejects_is_marked_dead_not_retried_forever(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """invalid_blocks is permanent: recorded with its error, and the channel keeps flowing."""
+    bad = {"text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "y" * 3001}}]}
+    slack_store.enqueue(
+        [("bad", None, CHANNEL, "post", bad), ("good", None, CHANNEL, "post", {"text": "ok"})], SystemClock().now()
+    )
+    w = worker(slack_store, fake)
+    w.drain_until_idle()
+    assert [m.text for m in fake.messages(CHANNEL)] == ["ok"]
+    assert w.stats.dead == 1 and w.stats.errors == ["invalid_blocks"]
+
+
+def test_thread_replies_wait_for_their_parent(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """A reply queued with its parent is posted after the parent, in its thread."""
+    intent_id = intent(slack_store)
+    now = SystemClock().now()
+    slack_store.enqueue(
+        [
+            ("p", intent_id, CHANNEL, "post_parent", {"text": "plan"}),
+            ("r1", intent_id, CHANNEL, "thread_reply", {"text": "step one"}),
+            ("r2", intent_id, CHANNEL, "thread_reply", {"text": "step two"}),
+        ],
+        now,
+        thread=(intent_id, CHANNEL),
+    )
+    worker(slack_store, fake).drain_until_idle()
+    parent, reply = fake.messages(CHANNEL)
+    assert parent.text == "plan" and reply.thread_ts == parent.ts
+    assert reply.text == "step one\nstep two"  # batched: one post for replies due together
