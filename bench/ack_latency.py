@@ -11,25 +11,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
-import requests
-import yaml
-from moto.server import ThreadedMotoServer
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.demo import CONFIG, OPS, SECRET, TOKEN, start_serve
-from bot.fakeslack import FakeSlack, SlackDriver
-from store.migrate import upgrade
+from bot.demo import CONFIG, OPS, local_stack
 
 USERS = {f"U0USER{i:04d}": f"user{i}" for i in range(200)}
 
@@ -40,61 +30,19 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def one_run(total: int, concurrency: int) -> list[float]:
-    workdir = Path(tempfile.mkdtemp(prefix="opsbot-bench-"))
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
-    fake = FakeSlack(TOKEN, SECRET, channels={OPS: "ops", "C0INCIDNT": "incident"}, users=USERS)
-    fake.start()
-    proc = None
-    try:
-        requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # moto's state is per process, not per server
-        boto3.client(
-            "rds", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="b", aws_secret_access_key="b"
-        ).create_db_instance(
-            DBInstanceIdentifier="billing-db",
-            Engine="postgres",
-            DBInstanceClass="db.t3.medium",
-            MasterUsername="admin",
-            MasterUserPassword="bench-password-1",
-            AllocatedStorage=20,
-        )
-        config = {**CONFIG, "roles": {"dba": list(USERS), "dba-lead": list(USERS)[:5]}}
-        (workdir / "opsbot.yml").write_text(yaml.safe_dump(config))
-        db_url = f"sqlite:///{workdir / 'opsbot.db'}"
-        upgrade(db_url)
-        env = {
-            **os.environ,
-            "OPSBOT_DATABASE_URL": db_url,
-            "OPSBOT_CONFIG": str(workdir / "opsbot.yml"),
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "b",
-            "AWS_SECRET_ACCESS_KEY": "b",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "OPSBOT_SLACK_API_URL": fake.api_url,
-            "OPSBOT_LOG_LEVEL": "WARNING",
-        }
-        proc, url = start_serve(env, workdir / "serve.log")
-        driver = SlackDriver(fake, url, signing_secret=SECRET, timeout=30)
+    config = {**CONFIG, "roles": {"dba": list(USERS), "dba-lead": list(USERS)[:5]}}
+    with local_stack(config, USERS, {"OPSBOT_LOG_LEVEL": "WARNING"}) as stack:
         users = list(USERS)
 
         def send(i: int) -> float:
             text = f"rds.create-replica source=billing-db replica=bench-r{i} env=prod"
-            ack = driver.slash_command("/ops", text, user=users[i % len(users)], channel=OPS)
+            ack = stack.driver.slash_command("/ops", text, user=users[i % len(users)], channel=OPS)
             if ack.status != 200:
                 raise SystemExit(f"command {i}: ack {ack.status} {ack.body[:200]}")
             return ack.elapsed
 
         with ThreadPoolExecutor(concurrency) as pool:
             return list(pool.map(send, range(total)))
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-        fake.stop()
-        moto.stop()
 
 
 def main() -> None:

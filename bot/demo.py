@@ -15,9 +15,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
+import requests
 import yaml
 from moto.server import ThreadedMotoServer
 
@@ -71,31 +76,48 @@ def wait(what: str, predicate: object, timeout: float = 60.0) -> None:
     raise SystemExit(f"demo: timed out waiting for {what}")
 
 
-def main() -> None:
+@dataclass
+class Stack:
+    """Everything `opsbot serve` talks to, on this machine, plus the serve process itself."""
+
+    workdir: Path
+    aws: str
+    fake: FakeSlack
+    driver: SlackDriver
+    events_url: str
+
+
+@contextmanager
+def local_stack(
+    config: dict[str, Any], users: dict[str, str], extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """moto with a source instance, the fake Slack, a migrated SQLite store, and `opsbot serve` against them."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log is noise here
-    workdir = Path(tempfile.mkdtemp(prefix="opsbot-demo-"))
+    workdir = Path(tempfile.mkdtemp(prefix="opsbot-local-"))
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
-    fake = FakeSlack(TOKEN, SECRET, channels={OPS: "ops", INCIDENT: "incident"}, users={ALICE: "alice", BOB: "bob"})
+    fake = FakeSlack(TOKEN, SECRET, channels={OPS: "ops", INCIDENT: "incident"}, users=users)
     fake.start()
     proc = None
     try:
-        boto3.client(
+        requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # moto's state is per process, not per server
+        rds = boto3.client(
             "rds",
             region_name="us-east-1",
             endpoint_url=endpoint,
-            aws_access_key_id="demo",
-            aws_secret_access_key="demo",
-        ).create_db_instance(
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        rds.create_db_instance(
             DBInstanceIdentifier="billing-db",
             Engine="postgres",
             DBInstanceClass="db.t3.medium",
             MasterUsername="admin",
-            MasterUserPassword="demo-password-1",
+            MasterUserPassword="local-password-1",
             AllocatedStorage=20,
         )
-        (workdir / "opsbot.yml").write_text(yaml.safe_dump(CONFIG))
+        (workdir / "opsbot.yml").write_text(yaml.safe_dump(config))
         db_url = f"sqlite:///{workdir / 'opsbot.db'}"
         upgrade(db_url)
         env = {
@@ -103,18 +125,34 @@ def main() -> None:
             "OPSBOT_DATABASE_URL": db_url,
             "OPSBOT_CONFIG": str(workdir / "opsbot.yml"),
             "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "demo",
-            "AWS_SECRET_ACCESS_KEY": "demo",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1",
             "SLACK_BOT_TOKEN": TOKEN,
             "SLACK_SIGNING_SECRET": SECRET,
             "OPSBOT_SLACK_API_URL": fake.api_url,
-            "OPSBOT_RECONCILE_INTERVAL_SECONDS": "2",
+            **(extra_env or {}),
         }
-        say(f"embedded defaults: SQLite {workdir / 'opsbot.db'}, moto {endpoint}, fake Slack {fake.url}")
         proc, events_url = start_serve(env, workdir / "serve.log")
-        print(f"opsbot serve is up at {events_url} (its JSON log: {workdir / 'serve.log'})")
-        driver = SlackDriver(fake, events_url, signing_secret=SECRET)
+        yield Stack(
+            workdir, endpoint, fake, SlackDriver(fake, events_url, signing_secret=SECRET, timeout=30), events_url
+        )
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        fake.stop()
+        moto.stop()
+
+
+def main() -> None:
+    with local_stack(CONFIG, {ALICE: "alice", BOB: "bob"}, {"OPSBOT_RECONCILE_INTERVAL_SECONDS": "2"}) as stack:
+        fake, driver = stack.fake, stack.driver
+        say(f"embedded defaults: SQLite {stack.workdir / 'opsbot.db'}, moto {stack.aws}, fake Slack {fake.url}")
+        print(f"opsbot serve is up at {stack.events_url} (its JSON log: {stack.workdir / 'serve.log'})")
 
         say(f"alice types: /ops {REQUEST}")
         ack = driver.slash_command("/ops", REQUEST, user=ALICE, channel=OPS)
@@ -153,15 +191,6 @@ def main() -> None:
         for a in driver.acks:
             print(f"  {a.kind:<28} {a.status}  {a.elapsed * 1000:6.1f} ms")
         driver.assert_acks_fast()
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        fake.stop()
-        moto.stop()
 
 
 if __name__ == "__main__":

@@ -78,6 +78,14 @@ class Bench:
         return texts
 
 
+def scripted(script: Any) -> Any:
+    """An `adapters` factory for `served`: real boto3 against moto, behind the scripted RDS fake."""
+    from adapters.aws import BotoAdapters
+    from tests.fakes import ScriptedAdapters
+
+    return lambda settings: ScriptedAdapters(BotoAdapters(endpoint_url=settings.aws_endpoint_url), script)
+
+
 @contextmanager
 def served(
     tmp_path: Path,

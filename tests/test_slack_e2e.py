@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 import requests
 
-from adapters.aws import BotoAdapters
 from bot.fakeslack import sign
 from bot.ids import ActionId, CallbackId
 from tests.conftest import create_source, rds_client
-from tests.fakes import Script, ScriptedAdapters
+from tests.fakes import Script
 from tests.slack_harness import (
     APPROVER,
     APPROVER2,
@@ -23,6 +22,7 @@ from tests.slack_harness import (
     OUTSIDER,
     REQUESTER,
     Bench,
+    scripted,
     served,
     wait_until,
 )
@@ -227,10 +227,7 @@ def test_failed_step_then_retry_succeeds(tmp_path: Path, sqlite_url: str, aws: s
     create_source(aws)
     script = Script(errors={"create_read_replica": [PermanentError("InsufficientDBInstanceCapacity")]})
 
-    def adapters(settings: Any) -> ScriptedAdapters:
-        return ScriptedAdapters(BotoAdapters(endpoint_url=settings.aws_endpoint_url), script)
-
-    with served(tmp_path, sqlite_url, aws, adapters=adapters) as b:
+    with served(tmp_path, sqlite_url, aws, adapters=scripted(script)) as b:
         intent_id = plan(b)
         click(b, intent_id, ActionId.APPROVE, APPROVER)
         b.settle()
@@ -250,10 +247,7 @@ def test_outdated_recovery_button_is_refused(tmp_path: Path, sqlite_url: str, aw
     create_source(aws)
     script = Script(errors={"create_read_replica": [PermanentError("boom")]})
 
-    def adapters(settings: Any) -> ScriptedAdapters:
-        return ScriptedAdapters(BotoAdapters(endpoint_url=settings.aws_endpoint_url), script)
-
-    with served(tmp_path, sqlite_url, aws, adapters=adapters) as b:
+    with served(tmp_path, sqlite_url, aws, adapters=scripted(script)) as b:
         intent_id = plan(b)
         click(b, intent_id, ActionId.APPROVE, APPROVER)
         b.settle()
@@ -406,10 +400,7 @@ def test_mark_done_from_slack_needs_a_reason_and_an_approver(tmp_path: Path, sql
     create_source(aws)
     script = Script(errors={"create_read_replica": [PermanentError("InsufficientDBInstanceCapacity")]})
 
-    def adapters(settings: Any) -> ScriptedAdapters:
-        return ScriptedAdapters(BotoAdapters(endpoint_url=settings.aws_endpoint_url), script)
-
-    with served(tmp_path, sqlite_url, aws, adapters=adapters) as b:
+    with served(tmp_path, sqlite_url, aws, adapters=scripted(script)) as b:
         intent_id = plan(b)
         click(b, intent_id, ActionId.APPROVE, APPROVER)
         b.settle()

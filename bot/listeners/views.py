@@ -8,7 +8,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.errors import answering, report
-from bot.ids import FIELD_ACTION, REASON_ACTION, BlockId, CallbackId, modal_meta
+from bot.ids import FIELD_ACTION, REASON_ACTION, BlockId, CallbackId, ModalMeta, modal_meta
 from bot.surface import SlackSurface
 from workflows.errors import OpsError
 
@@ -26,11 +26,8 @@ def _text(state: dict[str, dict[str, Any]], block: str, action: str) -> str:
 def register(app: App, surface: SlackSurface) -> None:
     @app.view(CallbackId.REQUEST_MODAL.value)
     def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        try:
-            meta = modal_meta(view.get("private_metadata"))
-        except OpsError as exc:  # not a form we issued: close it and say so
-            ack()
-            report(exc, body, client=client)
+        meta = _our_form(ack, body, view, client)
+        if meta is None:
             return
         state = _values(view)
         fields = {b: v for b in state if b != BlockId.ENVIRONMENT.value and (v := _text(state, b, FIELD_ACTION))}
@@ -48,11 +45,8 @@ def register(app: App, surface: SlackSurface) -> None:
             client.chat_postEphemeral(channel=meta.channel, user=user, text=text)
 
     def submit_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        try:
-            meta = modal_meta(view.get("private_metadata"))
-        except OpsError as exc:  # not a form we issued: close it and say so
-            ack()
-            report(exc, body, client=client)
+        meta = _our_form(ack, body, view, client)
+        if meta is None:
             return
         reason = _text(_values(view), BlockId.REASON.value, REASON_ACTION)
         ack()
@@ -63,6 +57,16 @@ def register(app: App, surface: SlackSurface) -> None:
 
     app.view(CallbackId.DENY_MODAL.value)(submit_reason)
     app.view(CallbackId.REASON_MODAL.value)(submit_reason)
+
+
+def _our_form(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> ModalMeta | None:
+    """The form's metadata; a form we did not issue is closed with an explanation instead."""
+    try:
+        return modal_meta(view.get("private_metadata"))
+    except OpsError as exc:
+        ack()
+        report(exc, body, client=client)
+        return None
 
 
 def _field_errors(message: str, state: dict[str, dict[str, Any]]) -> dict[str, str]:
