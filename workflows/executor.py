@@ -7,10 +7,10 @@ never re-run; a "started" with no outcome is resolved by observation before anyt
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
@@ -63,36 +63,53 @@ class _Stop(Exception):
         self.status, self.reason, self.kind, self.extra = status, reason, kind, extra
 
 
-def call_with_timeout(
-    fn: Callable[[], T], seconds: float, what: str, heartbeat: Callable[[], None] | None = None, every: float = 10.0
-) -> T:
-    """Run `fn` in a daemon thread, renewing the lease while it runs.
+class StepRunner:
+    """Runs step calls on one worker thread, bounded in time, renewing the lease while they run.
 
-    Past `seconds` its outcome is unknown: the thread cannot be killed, so it is abandoned and the step is
-    resolved by observation like any other uncertain outcome.
+    A call past its timeout has an unknown outcome: its thread cannot be killed, so the runner abandons it
+    (and its thread) and later calls get a fresh thread; the step is then resolved by observation.
     """
-    box: dict[str, Any] = {}
 
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
 
-    thread = threading.Thread(target=target, name=f"step-{what}", daemon=True)
-    deadline = time.monotonic() + seconds
-    thread.start()
-    while True:
-        thread.join(min(every, max(deadline - time.monotonic(), 0.0)))
-        if not thread.is_alive() or time.monotonic() >= deadline:
-            break
-        if heartbeat is not None:
-            heartbeat()
-    if thread.is_alive():
-        raise OutcomeUnknown(f"{what} exceeded its timeout of {seconds:g}s; its outcome is unknown")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+    def call(
+        self,
+        fn: Callable[[], T],
+        seconds: float,
+        what: str,
+        heartbeat: Callable[[], None] | None = None,
+        every: float = 10.0,
+    ) -> T:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="step")
+        future = self._pool.submit(fn)
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return future.result(timeout=min(every, max(deadline - time.monotonic(), 0.0)))
+            except FutureTimeout:
+                if time.monotonic() >= deadline:
+                    self.close()
+                    raise OutcomeUnknown(
+                        f"{what} exceeded its timeout of {seconds:g}s; its outcome is unknown"
+                    ) from None
+                if heartbeat is not None:
+                    heartbeat()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def call_with_timeout(fn: Callable[[], T], seconds: float, what: str) -> T:
+    """One bounded call on its own thread (probes from the reconciler)."""
+    runner = StepRunner()
+    try:
+        return runner.call(fn, seconds, what)
+    finally:
+        runner.close()
 
 
 def planned_steps(spec: WorkflowSpec, wf: Workflow, mode: Mode, records: dict[int, StepRecord]) -> list[PlannedStep]:
@@ -187,11 +204,18 @@ class _Run:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.ids: dict[int, dict[str, Any]] = {}  # external ids per step, as durably recorded
         self.renewed_at = self.now()
+        self.runner = StepRunner()
 
     def now(self) -> datetime:
         return self.rt.clock.now()
 
     def go(self) -> Intent:
+        try:
+            return self._go()
+        finally:
+            self.runner.close()
+
+    def _go(self) -> Intent:
         with self.rt.store.transaction() as tx:
             records = {r.seq: r for r in tx.steps(self.intent.id)}
         try:
@@ -343,7 +367,7 @@ class _Run:
         """First attempt straight away; on a transient error the retry policy takes over (stamina)."""
 
         def call() -> StepOutcome:
-            return call_with_timeout(
+            return self.runner.call(
                 lambda: ps.run(ctx),
                 ps.step.timeout,
                 ps.step.name,
