@@ -49,7 +49,7 @@ class Projector:
 
     def sync_one(self, intent_id: str) -> int:
         thread = self.slack.thread(intent_id)
-        if thread is None or thread.settled:
+        if thread is None:
             return 0
         view = self.ops.show(intent_id)
         intent = view.intent

@@ -200,9 +200,16 @@ class SlackStore:
         return _thread(row._mapping) if row else None
 
     def unsettled(self, limit: int = 500) -> list[SlackThread]:
+        """Threads to project: not yet at rest, or whose intent moved after it was (a Retry on a failed intent)."""
         q = (
             sa.select(t.slack_threads)
-            .where(t.slack_threads.c.settled.is_(False))
+            .join(t.intents, t.intents.c.id == t.slack_threads.c.intent_id)
+            .where(
+                sa.or_(
+                    t.slack_threads.c.settled.is_(False),
+                    t.intents.c.version != t.slack_threads.c.projected_version,
+                )
+            )
             .order_by(t.slack_threads.c.created_at)
             .limit(limit)
         )

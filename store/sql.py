@@ -240,15 +240,40 @@ class SqlTx:
         return [_intent(r) for r in self._c.execute(q)]
 
     def update_intent(self, intent: Intent, **changes: Any) -> Intent:
+        return self._cas(intent, changes)
+
+    def _cas(self, intent: Intent, changes: dict[str, Any], *conditions: sa.ColumnElement[bool]) -> Intent:
         values = {k: (v.value if isinstance(v, IntentStatus | Mode) else v) for k, v in changes.items()}
+        for text in ("status_reason", "last_error"):
+            if values.get(text):
+                values[text] = redact(values[text])  # operators paste things into reasons
         result = self._c.execute(
             sa.update(t.intents)
-            .where(t.intents.c.id == intent.id, t.intents.c.version == intent.version)
+            .where(t.intents.c.id == intent.id, t.intents.c.version == intent.version, *conditions)
             .values(version=intent.version + 1, **values)
         )
         if result.rowcount != 1:
             raise ConcurrentModification(f"intent {intent.id} moved since version {intent.version}")
-        return intent.evolve(version=intent.version + 1, **changes)
+        shown = {k: values[k] if k in ("status_reason", "last_error") else v for k, v in changes.items()}
+        return intent.evolve(version=intent.version + 1, **shown)
+
+    def reschedule(self, intent: Intent, next_check_at: datetime | None) -> None:
+        result = self._c.execute(
+            sa.update(t.intents)
+            .where(t.intents.c.id == intent.id, t.intents.c.version == intent.version)
+            .values(next_check_at=next_check_at)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentModification(f"intent {intent.id} moved since version {intent.version}")
+
+    def take_over(self, intent: Intent, now: datetime, **changes: Any) -> Intent:
+        # On PostgreSQL a concurrent heartbeat makes this UPDATE wait and then re-check these conditions.
+        return self._cas(
+            intent,
+            changes,
+            t.intents.c.lease_token == intent.lease_token,
+            t.intents.c.lease_expires_at <= now,
+        )
 
     def claim_runnable(self, owner: str, token: str, now: datetime, until: datetime, limit: int) -> list[Intent]:
         q = (
@@ -344,7 +369,7 @@ class SqlTx:
                         actor=approval.actor,
                         plan_hash=approval.plan_hash,
                         decision=approval.decision.value,
-                        reason=approval.reason,
+                        reason=redact(approval.reason) if approval.reason else None,
                         created_at=approval.created_at,
                         expires_at=approval.expires_at,
                     )

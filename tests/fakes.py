@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workflows.errors import AlreadyExists, StepError
+from workflows.errors import AlreadyExists, StepError, TransientError
 from workflows.ports import AdapterFactory, DbInstance, RdsPort
 
 
@@ -21,6 +21,8 @@ class Script:
     # Real RDS refuses a second create of the same id with DBInstanceAlreadyExists; moto 5 silently overwrites
     # the instance (and drops its tags), so the fake restores AWS's behaviour.
     aws_already_exists: bool = True
+    # From this many describe calls on, every describe fails (an API outage while probing); -1 for never.
+    describe_outage_after: int = -1
 
 
 class ScriptedRds:
@@ -39,6 +41,8 @@ class ScriptedRds:
 
     def describe_instance(self, identifier: str) -> DbInstance | None:
         self._maybe_raise("describe_instance")
+        if 0 <= self.script.describe_outage_after < self.script.calls["describe_instance"]:
+            raise TransientError("ServiceUnavailable: describe is down")
         found = self.real.describe_instance(identifier)
         if found is not None and found.source_identifier:
             with self.lock:

@@ -281,3 +281,80 @@ def test_recorded_step_name_differing_from_the_code_is_unsafe(runtime: Runtime, 
     intent = Executor(runtime, "x").drive(claimed)
     assert intent.status is IntentStatus.UNSAFE and "create_cluster" in (intent.status_reason or "")
     assert replicas(aws) == []
+
+
+def test_unknown_outcome_stays_unknown_with_stable_version_until_observable(
+    runtime: Runtime, aws: str, clock: FrozenClock
+) -> None:
+    """While probes cannot see AWS the intent stays UNKNOWN, re-checked with backoff, its version unchanged."""
+    from workflows.errors import OutcomeUnknown
+
+    create_source(aws)
+    script = Script(errors={"create_read_replica": [OutcomeUnknown("connection reset after send")]})
+    rt = Runtime(**{**runtime.__dict__, "adapters": ScriptedAdapters(runtime.adapters, script)})
+    intent_id = approved(rt)
+    script.describe_outage_after = script.calls["describe_instance"] + 2  # the gate's two looks, then an outage
+    [intent] = Executor(rt, "x").run_once()
+    assert intent.status is IntentStatus.UNKNOWN
+    version = intent.version
+    for _ in range(3):
+        clock.advance(400)
+        [c] = Reconciler(rt).reconcile_due()
+        assert c.verdict is Verdict.UNKNOWN
+    assert OpsService(rt).show(intent_id).intent.version == version
+    view = OpsService(rt).show(intent_id)
+    assert Action.RESUME in view.guidance.action_names and Action.MARK_DONE in view.guidance.action_names
+    script.describe_outage_after = -1
+    clock.advance(400)
+    [c] = Reconciler(rt).reconcile_due()
+    assert c.verdict is Verdict.RETRYABLE
+    [done] = Executor(rt, "x").run_once()
+    assert done.status is IntentStatus.SUCCEEDED and len(replicas(aws)) == 1
+
+
+def test_an_internal_error_parks_the_intent_instead_of_looping(runtime: Runtime, aws: str) -> None:
+    """A bug under a running intent (here: its environment removed from the config) blocks it with an id."""
+    from workflows.config import parse_config
+    from tests.conftest import CONFIG
+
+    create_source(aws)
+    intent_id = approved(runtime)
+    broken = Runtime(**{**runtime.__dict__, "config": parse_config({**CONFIG, "environments": {"qa": {}}, "policies": {}})})
+    [intent] = Executor(broken, "x").run_once()
+    assert intent.status is IntentStatus.BLOCKED and "correlation id" in (intent.status_reason or "")
+    assert intent.lease_token is None
+    assert Reconciler(broken).reconcile_due() == []
+    assert "internal_error" in kinds(runtime, intent_id)
+
+
+def test_compensating_an_old_intent_gets_a_fresh_time_budget(runtime: Runtime, aws: str, clock: FrozenClock) -> None:
+    """An operator action restarts the workflow's timeout budget: a day-old replica can still be compensated."""
+    create_source(aws)
+    intent_id = approved(runtime)
+    Executor(runtime, "x").run_once()
+    clock.advance(24 * 3600)
+    OpsService(runtime).compensate(intent_id, "bob", "not needed any more")
+    [intent] = Executor(runtime, "x").run_once()
+    assert intent.status is IntentStatus.COMPENSATED, intent.status_reason
+
+
+def test_reconciler_does_not_take_a_lease_renewed_after_it_looked(runtime: Runtime, aws: str, clock: FrozenClock) -> None:
+    """A heartbeat that lands between the reconciler's read and its takeover keeps the lease with its owner."""
+    from datetime import timedelta
+
+    from workflows.model import Lease
+
+    create_source(aws)
+    approved(runtime)
+    [claimed] = Executor(runtime, "slow").claim(1)
+    clock.advance(runtime.lease_seconds + 1)
+    with runtime.store.transaction() as tx:
+        [due] = tx.due_for_reconcile(clock.now(), 10)
+    assert claimed.lease_token and claimed.lease_owner
+    runtime.store.renew_lease(Lease(claimed.id, claimed.lease_owner, claimed.lease_token, clock.now()),
+                              clock.now() + timedelta(seconds=runtime.lease_seconds))
+    from workflows.errors import ConcurrentModification
+
+    with pytest.raises(ConcurrentModification), runtime.store.transaction() as tx:
+        tx.take_over(due, clock.now(), status=IntentStatus.APPROVED, lease_token=None)
+    assert OpsService(runtime).show(claimed.id).intent.lease_owner == "slow"

@@ -16,7 +16,7 @@ def test_a_call_past_its_timeout_has_an_unknown_outcome_and_the_runner_recovers(
     release = threading.Event()
     runner = StepRunner()
     started = time.monotonic()
-    with pytest.raises(OutcomeUnknown, match="timeout of 0.2s"):
+    with pytest.raises(OutcomeUnknown, match=r"timeout of 0\.2s"):
         runner.call(lambda: release.wait(10), 0.2, "hung_step")
     assert time.monotonic() - started < 2
     assert runner.call(lambda: 42, 1.0, "next_step") == 42

@@ -183,8 +183,37 @@ class Executor:
             log.warning("lease_lost", reason=str(exc))
             with self.rt.store.transaction() as tx:
                 return tx.get_intent(intent.id) or intent
+        except Exception as exc:  # a bug or a config change under a running intent: park it, never loop
+            return self._park_after_internal_error(intent, exc)
         finally:
             structlog.contextvars.unbind_contextvars("intent_id", "workflow", "plan_hash")
+
+    def _park_after_internal_error(self, intent: Intent, exc: Exception) -> Intent:
+        correlation = self.rt.ids.new_id()
+        log.exception("executor_internal_error", correlation_id=correlation)
+        reason = f"internal error (correlation id {correlation}): {type(exc).__name__}: {exc}"
+        now = self.rt.clock.now()
+        try:
+            with self.rt.store.transaction() as tx:
+                current = tx.get_intent(intent.id)
+                if current is None or current.lease_token != intent.lease_token:
+                    return current or intent
+                parked = tx.update_intent(
+                    current,
+                    status=IntentStatus.BLOCKED,
+                    status_reason=reason,
+                    last_error=reason,
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    next_check_at=None,
+                    updated_at=now,
+                )
+                tx.append_event(EventDraft("internal_error", self.owner, {"reason": reason}, intent.id), now)
+                return parked
+        except Exception:
+            log.exception("executor_could_not_park", correlation_id=correlation)
+            return intent
 
     def _until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.rt.lease_seconds)

@@ -81,24 +81,12 @@ class Reconciler:
         return self._move(intent, now, status, intent.status_reason or "", "", verdict_of(status) or Verdict.BLOCKED)
 
     def _executor_lost(self, intent: Intent, now: datetime) -> Classification:
+        reason = f"executor {intent.lease_owner} stopped renewing its lease; resuming from checkpoints"
         with self.rt.store.transaction() as tx:
-            in_flight = [r for r in tx.steps(intent.id) if r.status is StepStatus.STARTED]
-            for rec in in_flight:
-                tx.update_step(
-                    intent.id, rec.seq, status=StepStatus.UNKNOWN, error="the executor died during this step"
-                )
-                tx.append_event(
-                    EventDraft(
-                        "step_unknown",
-                        self.actor,
-                        {"step": rec.name, "reason": "executor lease expired mid-step"},
-                        intent.id,
-                    ),
-                    now,
-                )
-            reason = f"executor {intent.lease_owner} stopped renewing its lease; resuming from checkpoints"
-            tx.update_intent(
+            # First, so a heartbeat that landed after we read the intent wins and nothing below happens.
+            tx.take_over(
                 intent,
+                now,
                 status=IntentStatus.APPROVED,
                 status_reason=reason,
                 lease_owner=None,
@@ -107,15 +95,15 @@ class Reconciler:
                 next_check_at=None,
                 updated_at=now,
             )
-            tx.append_event(
-                EventDraft(
-                    "executor_lost",
-                    self.actor,
-                    {"lease_owner": intent.lease_owner, "unknown_steps": [r.name for r in in_flight]},
-                    intent.id,
-                ),
-                now,
-            )
+            in_flight = [r for r in tx.steps(intent.id) if r.status is StepStatus.STARTED]
+            for rec in in_flight:
+                tx.update_step(
+                    intent.id, rec.seq, status=StepStatus.UNKNOWN, error="the executor died during this step"
+                )
+                data = {"step": rec.name, "reason": "executor lease expired mid-step"}
+                tx.append_event(EventDraft("step_unknown", self.actor, data, intent.id), now)
+            lost = {"lease_owner": intent.lease_owner, "unknown_steps": [r.name for r in in_flight]}
+            tx.append_event(EventDraft("executor_lost", self.actor, lost, intent.id), now)
         return Classification(intent.id, intent.workflow, Verdict.RETRYABLE, IntentStatus.APPROVED, reason)
 
     def _observe(self, intent: Intent, now: datetime) -> Classification:
@@ -187,7 +175,12 @@ class Reconciler:
     ) -> Classification:
         next_check = now + timedelta(seconds=delay) if delay is not None else None
         with self.rt.store.transaction() as tx:
-            tx.update_intent(intent, status=status, status_reason=reason, next_check_at=next_check, updated_at=now)
+            if status is intent.status and reason == intent.status_reason:
+                # Nothing changed but when to look again: not a transition, so the version (and every button
+                # carrying it) stays valid.
+                tx.reschedule(intent, next_check)
+            else:
+                tx.update_intent(intent, status=status, status_reason=reason, next_check_at=next_check, updated_at=now)
             if kind and (status is not intent.status or kind in ("observed", "requeued")):
                 tx.append_event(
                     EventDraft(kind, self.actor, {"status": status.value, "reason": reason}, intent.id), now

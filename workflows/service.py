@@ -219,11 +219,13 @@ class OpsService:
                 plan=plan.model_dump(mode="json"),
                 plan_hash=plan.hash,
             )
-        return self._transition(intent, IntentStatus.APPROVED, actor, "retry", reason)
+        return self._transition(intent, IntentStatus.APPROVED, actor, "retry", reason, started_at=None)
 
     def resume(self, intent_id: str, actor: str, reason: str) -> Intent:
         intent = self._allowed(intent_id, Action.RESUME)
-        return self._transition(intent, IntentStatus.APPROVED, actor, "resumed", reason, reopen_window=True)
+        return self._transition(
+            intent, IntentStatus.APPROVED, actor, "resumed", reason, reopen_window=True, started_at=None
+        )
 
     def mark_done(self, intent_id: str, actor: str, reason: str) -> Intent:
         if not reason.strip():
@@ -236,7 +238,13 @@ class OpsService:
         intent = self._allowed(intent_id, Action.COMPENSATE)
         self._require_approver(intent, actor, "compensate")
         return self._transition(
-            intent, IntentStatus.APPROVED, actor, "compensation_requested", reason, mode=Mode.COMPENSATE
+            intent,
+            IntentStatus.APPROVED,
+            actor,
+            "compensation_requested",
+            reason,
+            mode=Mode.COMPENSATE,
+            started_at=None,
         )
 
     # reading -------------------------------------------------------------------------------------
