@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bot.cli_render import render_list, render_plan, render_view
 from bot.commands import parse_pairs
@@ -22,6 +23,7 @@ from workflows.errors import OpsError
 from workflows.logs import configure_logging
 from workflows.model import IntentStatus
 from workflows.reconciler import verdict_of
+from workflows.redaction import redact_text
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="opsbot: workflow control plane for risky ops changes"
@@ -33,7 +35,7 @@ app.add_typer(intents_app, name="intents")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
-out = Console(soft_wrap=False, width=140)
+out = Console(soft_wrap=False, width=140, markup=False, highlight=False)  # operator text is never markup
 err = Console(stderr=True, soft_wrap=True)
 log = structlog.get_logger("opsbot.cli")
 T = TypeVar("T")
@@ -57,7 +59,7 @@ def _run(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except OpsError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {escape(redact_text(str(exc)))}", markup=True, highlight=False)
         raise typer.Exit(2) from None
     except (typer.Exit, typer.Abort):
         raise

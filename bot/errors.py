@@ -36,9 +36,8 @@ def user_message(error: BaseException) -> str:
     )
 
 
-def report(error: BaseException, body: dict[str, Any], respond: Any = None, client: Any = None) -> None:
-    """Show `error` to the user who caused it: through the response_url, or as an ephemeral message."""
-    text = user_message(error)
+def tell(body: dict[str, Any], text: str, respond: Any = None, client: Any = None) -> None:
+    """Answer the user who acted: through the response_url, as an ephemeral in the channel, or by DM (Home tab)."""
     if respond is not None and body.get("response_url"):
         respond(response_type="ephemeral", replace_original=False, text=text)
         return
@@ -46,8 +45,15 @@ def report(error: BaseException, body: dict[str, Any], respond: Any = None, clie
     channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
     if client is not None and user and channel:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
+    elif client is not None and user:
+        client.chat_postMessage(channel=user, text=text)
     else:
-        log.warning("error_not_shown", error=text)
+        log.warning("answer_not_shown", text=text)
+
+
+def report(error: BaseException, body: dict[str, Any], respond: Any = None, client: Any = None) -> None:
+    """Show `error` to the user who caused it."""
+    tell(body, user_message(error), respond, client)
 
 
 @contextmanager

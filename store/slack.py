@@ -160,6 +160,18 @@ class SlackStore:
                 .values(status="sent", ts=ts, sent_at=now, attempts=t.outbox.c.attempts + 1)
             )
             item = items[0]
+            if item.kind == "update_parent":
+                # An older update still waiting (say, after a 5xx) must never overwrite this newer one.
+                conn.execute(
+                    sa.update(t.outbox)
+                    .where(
+                        t.outbox.c.intent_id == item.intent_id,
+                        t.outbox.c.kind == "update_parent",
+                        t.outbox.c.id < item.id,
+                        t.outbox.c.status == "pending",
+                    )
+                    .values(status="superseded")
+                )
             if item.kind == "post_parent" and item.intent_id:
                 conn.execute(
                     sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == item.intent_id).values(parent_ts=ts)

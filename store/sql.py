@@ -257,6 +257,13 @@ class SqlTx:
         shown = {k: values[k] if k in ("status_reason", "last_error") else v for k, v in changes.items()}
         return intent.evolve(version=intent.version + 1, **shown)
 
+    def retire_idempotency_key(self, intent: Intent) -> None:
+        self._c.execute(
+            sa.update(t.intents)
+            .where(t.intents.c.id == intent.id, t.intents.c.idempotency_key == intent.idempotency_key)
+            .values(idempotency_key=f"{intent.idempotency_key}#{intent.id}"[:200])
+        )
+
     def reschedule(self, intent: Intent, next_check_at: datetime | None) -> None:
         result = self._c.execute(
             sa.update(t.intents)

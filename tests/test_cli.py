@@ -69,3 +69,11 @@ def test_cli_bad_input_gets_a_specific_error_and_changes_nothing(
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert "rds.create-replica" not in run("intents", "list").stdout
+
+
+def test_cli_never_interprets_operator_text_as_markup(cli: object) -> None:
+    """Brackets in an id or reason are printed as typed, not parsed as rich markup (which used to crash)."""
+    run = cli  # type: ignore[assignment]
+    result = run("intents", "show", "x[/y]")
+    assert result.returncode == 2 and "no intent with id 'x[/y]'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -131,3 +131,20 @@ def test_thread_replies_wait_for_their_parent(slack_store: SlackStore, fake: Fak
     parent, reply = fake.messages(CHANNEL)
     assert parent.text == "plan" and reply.thread_ts == parent.ts
     assert reply.text == "step one\nstep two"  # batched: one post for replies due together
+
+
+def test_an_older_update_held_back_never_overwrites_a_newer_one(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """An update deferred by a 5xx is superseded once a newer update of the same message is delivered."""
+    intent_id = intent(slack_store)
+    now = SystemClock().now()
+    slack_store.enqueue([("p", intent_id, CHANNEL, "post_parent", {"text": "v1"})], now, thread=(intent_id, CHANNEL))
+    w = worker(slack_store, fake, burst=10, rate=10.0)
+    w.drain_until_idle()
+    fake.inject(method="chat.update", status=500, times=1)
+    slack_store.enqueue([("u2", intent_id, CHANNEL, "update_parent", {"text": "v2"})], now)
+    w.drain_once()  # v2 fails and waits for its retry
+    slack_store.enqueue([("u3", intent_id, CHANNEL, "update_parent", {"text": "v3"})], SystemClock().now())
+    w.drain_until_idle(timeout=10)
+    [parent] = fake.messages(CHANNEL)
+    assert parent.text == "v3"
+    assert [c.args.get("text") for c in fake.calls_to("chat.update") if c.status == 200] == ["v3"]

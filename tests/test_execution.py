@@ -314,12 +314,14 @@ def test_unknown_outcome_stays_unknown_with_stable_version_until_observable(
 
 def test_an_internal_error_parks_the_intent_instead_of_looping(runtime: Runtime, aws: str) -> None:
     """A bug under a running intent (here: its environment removed from the config) blocks it with an id."""
-    from workflows.config import parse_config
     from tests.conftest import CONFIG
+    from workflows.config import parse_config
 
     create_source(aws)
     intent_id = approved(runtime)
-    broken = Runtime(**{**runtime.__dict__, "config": parse_config({**CONFIG, "environments": {"qa": {}}, "policies": {}})})
+    broken = Runtime(
+        **{**runtime.__dict__, "config": parse_config({**CONFIG, "environments": {"qa": {}}, "policies": {}})}
+    )
     [intent] = Executor(broken, "x").run_once()
     assert intent.status is IntentStatus.BLOCKED and "correlation id" in (intent.status_reason or "")
     assert intent.lease_token is None
@@ -338,7 +340,9 @@ def test_compensating_an_old_intent_gets_a_fresh_time_budget(runtime: Runtime, a
     assert intent.status is IntentStatus.COMPENSATED, intent.status_reason
 
 
-def test_reconciler_does_not_take_a_lease_renewed_after_it_looked(runtime: Runtime, aws: str, clock: FrozenClock) -> None:
+def test_reconciler_does_not_take_a_lease_renewed_after_it_looked(
+    runtime: Runtime, aws: str, clock: FrozenClock
+) -> None:
     """A heartbeat that lands between the reconciler's read and its takeover keeps the lease with its owner."""
     from datetime import timedelta
 
@@ -351,10 +355,27 @@ def test_reconciler_does_not_take_a_lease_renewed_after_it_looked(runtime: Runti
     with runtime.store.transaction() as tx:
         [due] = tx.due_for_reconcile(clock.now(), 10)
     assert claimed.lease_token and claimed.lease_owner
-    runtime.store.renew_lease(Lease(claimed.id, claimed.lease_owner, claimed.lease_token, clock.now()),
-                              clock.now() + timedelta(seconds=runtime.lease_seconds))
+    runtime.store.renew_lease(
+        Lease(claimed.id, claimed.lease_owner, claimed.lease_token, clock.now()),
+        clock.now() + timedelta(seconds=runtime.lease_seconds),
+    )
     from workflows.errors import ConcurrentModification
 
     with pytest.raises(ConcurrentModification), runtime.store.transaction() as tx:
         tx.take_over(due, clock.now(), status=IntentStatus.APPROVED, lease_token=None)
     assert OpsService(runtime).show(claimed.id).intent.lease_owner == "slow"
+
+
+def test_the_same_request_after_the_first_is_over_is_a_new_intent(runtime: Runtime, aws: str) -> None:
+    """A rerun dedupes while the first is in flight; after it was denied, the same command plans anew."""
+    create_source(aws)
+    ops = OpsService(runtime)
+    first = ops.request("rds.create-replica", dict(PARAMS), "prod", "alice").intent
+    assert ops.request("rds.create-replica", dict(PARAMS), "prod", "alice").intent.id == first.id
+    ops.deny(first.id, "bob", "wrong week")
+    again = ops.request("rds.create-replica", dict(PARAMS), "prod", "alice")
+    assert again.created and again.intent.id != first.id
+    assert ops.request("rds.create-replica", dict(PARAMS), "prod", "alice").intent.id == again.intent.id
+    explicit = ops.request("rds.create-replica", dict(PARAMS), "prod", "alice", "ci-7").intent
+    ops.deny(explicit.id, "bob", "no")
+    assert ops.request("rds.create-replica", dict(PARAMS), "prod", "alice", "ci-7").intent.id == explicit.id

@@ -140,3 +140,17 @@ def test_capture_logs_shows_bound_intent_context(runtime: object, aws: str) -> N
     stopped = [e for e in logs if e["event"] == "intent_stopped"]
     assert stopped and stopped[0]["intent_id"] == intent.id and stopped[0]["workflow"] == "rds.create-replica"
     assert stopped[0]["plan_hash"] == intent.plan_hash[:12]
+
+
+def test_library_logs_are_json_and_redacted_too() -> None:
+    """A stdlib log record (as Bolt or APScheduler write them) comes out as redacted JSON on the same stream."""
+    import logging
+    from io import StringIO
+
+    stream = StringIO()
+    configure_logging("INFO", stream)
+    logging.getLogger("slack_bolt.App").warning("failed to call %s", f"postgresql://u:{CANARY}@h/db")
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["logger"] == "slack_bolt.App" and record["level"] == "warning"
+    assert CANARY not in line and "***" in record["event"]

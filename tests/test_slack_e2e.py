@@ -413,3 +413,14 @@ def test_mark_done_from_slack_needs_a_reason_and_an_approver(tmp_path: Path, sql
             b.driver.submit_view(view.id, {"reason": {"reason_input": "created by hand in the console"}}, user=user)
         wait_until(lambda: b.status(intent_id) is IntentStatus.MARKED_DONE)
         assert any("approver role" in t for t in b.ephemeral_texts(OUTSIDER))
+
+
+def test_approve_from_the_home_tab_answers_by_dm(bench: Bench) -> None:
+    """A click on the Home tab has no channel or response_url: the approver still hears back, by DM."""
+    intent_id = plan(bench)
+    bench.driver.app_home_opened(APPROVER2)
+    wait_until(lambda: bench.fake.home_view(APPROVER2) is not None)
+    ack = bench.driver.click_home(APPROVER2, ActionId.APPROVE.value)
+    assert ack.status == 200
+    wait_until(lambda: bench.status(intent_id) is IntentStatus.APPROVED)
+    wait_until(lambda: any("Approved" in m.text for m in bench.fake.messages(APPROVER2)))

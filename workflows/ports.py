@@ -48,6 +48,10 @@ class StoreTx(Protocol):
         """Compare-and-set on `intent.version`; raises ConcurrentModification when it lost."""
         ...
 
+    def retire_idempotency_key(self, intent: Intent) -> None:
+        """Free a finished intent's derived key for a new request (its own key gets the intent id appended)."""
+        ...
+
     def reschedule(self, intent: Intent, next_check_at: datetime | None) -> None:
         """Move the next check only (no version bump); raises ConcurrentModification if the intent moved."""
         ...

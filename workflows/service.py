@@ -79,7 +79,9 @@ class OpsService:
         key = idempotency_key or "auto:" + sha256_hex(canonical_json([workflow, environment, canonical]))[:32]
         with self.rt.store.transaction() as tx:
             existing = tx.get_intent_by_key(key)
-        if existing is not None:
+        # A derived key dedupes reruns of a request still in flight; once that intent is over, asking again
+        # is a new operation. An explicit key (CI) is honoured forever.
+        if existing is not None and (idempotency_key is not None or not existing.status.terminal):
             return self._duplicate(existing, workflow, canonical, environment, actor)
         plan = compute_plan(self.rt, spec, params, environment)
         now = self.rt.clock.now()
@@ -95,6 +97,8 @@ class OpsService:
             now,
         )
         with self.rt.store.transaction() as tx:
+            if existing is not None:
+                tx.retire_idempotency_key(existing)
             intent = tx.insert_intent(new)
             if intent is not None:
                 tx.append_event(

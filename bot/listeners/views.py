@@ -7,9 +7,9 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.errors import answering, report
+from bot.errors import answering, report, tell
 from bot.ids import FIELD_ACTION, REASON_ACTION, BlockId, CallbackId, ModalMeta, modal_meta
-from bot.surface import SlackSurface
+from bot.surface import Command, SlackSurface
 from workflows.errors import OpsError
 
 
@@ -24,39 +24,50 @@ def _text(state: dict[str, dict[str, Any]], block: str, action: str) -> str:
 
 
 def register(app: App, surface: SlackSurface) -> None:
-    @app.view(CallbackId.REQUEST_MODAL.value)
-    def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+    def check_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        """Before the ack: field errors go back onto the form, which stays open."""
         meta = _our_form(ack, body, view, client)
         if meta is None:
             return
-        state = _values(view)
-        fields = {b: v for b in state if b != BlockId.ENVIRONMENT.value and (v := _text(state, b, FIELD_ACTION))}
         try:
-            command = surface.validate(
-                meta.workflow or "", fields, _text(state, BlockId.ENVIRONMENT.value, FIELD_ACTION)
+            _command(surface, meta, view)
+        except OpsError as exc:
+            ack(response_action="errors", errors=_field_errors(str(exc), _values(view)))
+            return
+        ack()
+
+    def plan_request(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        """After the ack: preflight, the store, the plan message."""
+        meta = modal_meta(view.get("private_metadata"))
+        who = {"user": {"id": body["user"]["id"]}, "channel": {"id": meta.channel}}
+        with answering(who, client=client):
+            tell(
+                who,
+                surface.request_from_modal(_command(surface, meta, view), meta, body["user"]["id"]).text,
+                client=client,
             )
-        except OpsError as exc:  # shown on the form's fields; the modal stays open
-            ack(response_action="errors", errors=_field_errors(str(exc), state))
-            return
-        ack()
-        user = body["user"]["id"]
-        with answering({"user": {"id": user}, "channel": {"id": meta.channel}}, client=client):
-            text = surface.request_from_modal(command, meta, user).text
-            client.chat_postEphemeral(channel=meta.channel, user=user, text=text)
 
-    def submit_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        meta = _our_form(ack, body, view, client)
-        if meta is None:
-            return
+    app.view(CallbackId.REQUEST_MODAL.value)(ack=check_request, lazy=[plan_request])
+
+    def close_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        if _our_form(ack, body, view, client) is not None:
+            ack()
+
+    def submit_reason(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        meta = modal_meta(view.get("private_metadata"))
+        who = {"user": {"id": body["user"]["id"]}, "channel": {"id": meta.channel}}
         reason = _text(_values(view), BlockId.REASON.value, REASON_ACTION)
-        ack()
-        user = body["user"]["id"]
-        with answering({"user": {"id": user}, "channel": {"id": meta.channel}}, client=client):
-            text = surface.submit_reason(meta, reason, user).text
-            client.chat_postEphemeral(channel=meta.channel, user=user, text=text)
+        with answering(who, client=client):
+            tell(who, surface.submit_reason(meta, reason, body["user"]["id"]).text, client=client)
 
-    app.view(CallbackId.DENY_MODAL.value)(submit_reason)
-    app.view(CallbackId.REASON_MODAL.value)(submit_reason)
+    app.view(CallbackId.DENY_MODAL.value)(ack=close_reason, lazy=[submit_reason])
+    app.view(CallbackId.REASON_MODAL.value)(ack=close_reason, lazy=[submit_reason])
+
+
+def _command(surface: SlackSurface, meta: ModalMeta, view: dict[str, Any]) -> Command:
+    state = _values(view)
+    fields = {b: v for b in state if b != BlockId.ENVIRONMENT.value and (v := _text(state, b, FIELD_ACTION))}
+    return surface.validate(meta.workflow or "", fields, _text(state, BlockId.ENVIRONMENT.value, FIELD_ACTION))
 
 
 def _our_form(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> ModalMeta | None:
