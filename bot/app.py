@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.errors import report
 from bot.listeners import actions, commands, home, views
@@ -27,7 +27,9 @@ def web_client(settings: Settings) -> WebClient:
         token=settings.slack_bot_token.get_secret_value(),
         base_url=base,
         timeout=int(settings.slack_timeout_seconds),
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=1)],
+        # Only 429s are retried in the client (Slack did nothing). A lost connection may hide a post that
+        # happened: the outbox retries those itself, after looking for the message first.
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)],
     )
 
 

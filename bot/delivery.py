@@ -37,6 +37,7 @@ _PERMANENT = {
 }
 MAX_BACKOFF = 300.0
 CLAIM_SECONDS = 60.0
+PLAN_EVENT = "opsbot_plan"  # message metadata that marks an intent's plan message
 BATCH_ITEMS, BATCH_BLOCKS, MAX_TEXT = 8, 45, 3900
 
 
@@ -178,6 +179,10 @@ class OutboxWorker:
                 raise _NotYet("parent message not posted yet")
             response = self.client.chat_update(channel=item.channel, ts=thread.parent_ts, **payload)
             return str(response.get("ts") or thread.parent_ts)
+        if item.kind == "post_parent":
+            if item.attempts and (ts := self._find_parent(item)):
+                return ts  # an earlier attempt reached Slack and only its answer was lost
+            payload["metadata"] = {"event_type": PLAN_EVENT, "event_payload": {"intent_id": item.intent_id}}
         if item.kind == "thread_reply":
             thread = self.store.thread(item.intent_id or "")
             if thread is None or thread.parent_ts is None:
@@ -185,6 +190,21 @@ class OutboxWorker:
             payload["thread_ts"] = thread.parent_ts
         response = self.client.chat_postMessage(channel=item.channel, **payload)
         return str(response.get("ts"))
+
+    def _find_parent(self, item: OutboxItem) -> str | None:
+        """Look for a plan message this intent already has (by its metadata) before posting it again."""
+        since = item.created_at.timestamp() - 300
+        history = self.client.conversations_history(
+            channel=item.channel, oldest=f"{since:.6f}", limit=200, include_all_metadata=True
+        )
+        for message in history.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if (
+                meta.get("event_type") == PLAN_EVENT
+                and (meta.get("event_payload") or {}).get("intent_id") == item.intent_id
+            ):
+                return str(message["ts"])
+        return None
 
     def _failed(self, item: OutboxItem, exc: SlackApiError) -> bool:
         response = exc.response

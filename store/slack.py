@@ -24,6 +24,7 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int
     next_attempt_at: datetime
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ def _item(m: Any) -> OutboxItem:
         m["payload"],
         m["attempts"],
         _utc(m["next_attempt_at"]),
+        _utc(m["created_at"]),
     )
 
 

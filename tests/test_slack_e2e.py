@@ -424,3 +424,18 @@ def test_approve_from_the_home_tab_answers_by_dm(bench: Bench) -> None:
     assert ack.status == 200
     wait_until(lambda: bench.status(intent_id) is IntentStatus.APPROVED)
     wait_until(lambda: any("Approved" in m.text for m in bench.fake.messages(APPROVER2)))
+
+
+def test_a_lost_answer_to_the_plan_post_never_duplicates_it(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+    """Slack posts the plan but its answer times out: the retry finds the message by its metadata, posts none."""
+    create_source(aws)
+    with served(tmp_path, sqlite_url, aws, settings_overrides={"slack_timeout_seconds": 1}) as b:
+        b.fake.inject(method="chat.postMessage", delay=2.0, applied=True, channel=OPS)
+        intent_id = plan(b)
+        top_level = [m for m in b.fake.messages(OPS) if m.thread_ts in (None, m.ts)]
+        assert len(top_level) == 1
+        assert b.fake.calls_to("conversations.history"), "the retry looked before posting"
+        click(b, intent_id, ActionId.APPROVE, APPROVER)
+        b.settle()
+        assert b.status(intent_id) is IntentStatus.SUCCEEDED
+        assert len([m for m in b.fake.messages(OPS) if m.thread_ts in (None, m.ts)]) == 1

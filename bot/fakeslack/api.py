@@ -291,6 +291,26 @@ def views_publish(state: SlackState, args: JSON) -> ApiResult:
     return ok(view=stored.to_api(ws.team_id, ws.app_id, ws.bot_id))
 
 
+def conversations_history(state: SlackState, args: JSON) -> ApiResult:
+    """conversations.history: a channel's top-level messages, newest first (metadata only when asked)."""
+    channel = channel_arg(state, args)
+    try:
+        limit = min(max(int(args.get("limit") or 100), 1), 999)
+        oldest = float(args.get("oldest") or 0)
+    except (TypeError, ValueError):
+        raise Refusal("invalid_arguments", "[ERROR] limit and oldest must be numbers") from None
+    with_metadata = bool_arg(args, "include_all_metadata")
+    top = [m for m in live_messages(state, channel, False) if m.thread_ts in (None, m.ts) and float(m.ts) >= oldest]
+    page = list(reversed(top))[:limit]
+    messages = []
+    for m in page:
+        api = m.to_api()
+        if not with_metadata:
+            api.pop("metadata", None)
+        messages.append(api)
+    return ok(messages=messages, has_more=len(top) > limit)
+
+
 Handler = Callable[[SlackState, JSON], ApiResult]
 
 METHODS: dict[str, Handler] = {
@@ -299,6 +319,7 @@ METHODS: dict[str, Handler] = {
     "chat.update": chat_update,
     "chat.postEphemeral": chat_post_ephemeral,
     "chat.getPermalink": chat_get_permalink,
+    "conversations.history": conversations_history,
     "views.open": views_open,
     "views.publish": views_publish,
 }

@@ -145,10 +145,12 @@ class FakeSlack:
         delay: float = 0.0,
         times: int | None = 1,
         channel: str | None = None,
+        applied: bool = False,
     ) -> Fault:
         """Make the next `times` matching calls (None: all) fail with `status`/`error`, or answer late.
 
-        `method` is a Web API method name, "response_url", or None for every request.
+        `method` is a Web API method name, "response_url", or None for every request. With `applied`, the
+        method takes effect first and only its answer is late or failed, as when Slack's reply is lost.
         """
         fault = Fault(
             method=method,
@@ -158,6 +160,7 @@ class FakeSlack:
             delay=delay,
             times=times,
             channel=self.channel_id(channel) if channel else None,
+            applied=applied,
         )
         with self._state.lock:
             return self._state.faults.add(fault)

@@ -63,9 +63,15 @@ def serve_api(
     args, problem = parse_args(query, body, content_type)
     with state.lock:
         fault = state.faults.take(method, message_channel(state, args))
-    result = faulted(fault)
+    is_json = content_type.lower().startswith("application/json")
+    result: ApiResult | None
+    if fault is not None and fault.applied:
+        with state.lock:
+            done = problem or dispatch(state, method, args, bearer, is_json)
+        result = faulted(fault) or done
+    else:
+        result = faulted(fault)
     if result is None:
-        is_json = content_type.lower().startswith("application/json")
         with state.lock:
             result = problem or dispatch(state, method, args, bearer, is_json)
     with state.lock:

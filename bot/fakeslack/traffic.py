@@ -100,6 +100,7 @@ class Fault:
     error: str | None = None
     delay: float = 0.0
     times: int | None = 1
+    applied: bool = False  # the method runs first; only the answer is slow or wrong (Slack did it anyway)
     channel: str | None = None
     hits: int = 0
 
