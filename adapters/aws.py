@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,8 +29,9 @@ _EXISTS = {"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"}
 ClientHook = Callable[[Any], None]
 
 
-def boto_config(read_timeout: float = 30.0) -> Config:
-    return Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=read_timeout)
+def boto_config(attempts: int = 3, read_timeout: float = 30.0) -> Config:
+    """Explicit standard retry mode and bounded timeouts (botocore's legacy default mode is not used)."""
+    return Config(retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=5, read_timeout=read_timeout)
 
 
 def classify(exc: Exception, operation: str) -> Exception:
@@ -56,12 +58,15 @@ def classify(exc: Exception, operation: str) -> Exception:
 class RdsAdapter:
     """RdsPort on boto3."""
 
-    def __init__(self, client: Any) -> None:
-        self._rds = client
+    def __init__(self, reads: Any, writes: Any) -> None:
+        self._reads, self._writes = reads, writes
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        # Reads retry inside botocore; a mutating call is sent once, so a lost answer surfaces as an unknown
+        # outcome that the executor resolves by observation rather than by sending it again blindly.
+        client = self._reads if operation.startswith("describe") else self._writes
         try:
-            result: dict[str, Any] = getattr(self._rds, operation)(**kwargs)
+            result: dict[str, Any] = getattr(client, operation)(**kwargs)
             return result
         except (ClientError, BotoCoreError) as exc:
             raise classify(exc, operation) from None
@@ -111,14 +116,19 @@ class BotoAdapters:
     def __init__(self, endpoint_url: str | None = None, client_hook: ClientHook | None = None) -> None:
         self.endpoint_url = endpoint_url
         self.client_hook = client_hook
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
 
     def rds(self, region: str) -> RdsAdapter:
-        if region not in self._clients:
-            client = boto3.session.Session().client(
-                "rds", region_name=region, endpoint_url=self.endpoint_url, config=boto_config()
-            )
-            if self.client_hook:
-                self.client_hook(client)
-            self._clients[region] = client
-        return RdsAdapter(self._clients[region])
+        with self._lock:
+            if region not in self._clients:
+                session = boto3.session.Session()
+                pair = tuple(
+                    session.client("rds", region_name=region, endpoint_url=self.endpoint_url, config=boto_config(n))
+                    for n in (3, 1)
+                )
+                for client in pair:
+                    if self.client_hook:
+                        self.client_hook(client)
+                self._clients[region] = (pair[0], pair[1])
+        return RdsAdapter(*self._clients[region])

@@ -77,13 +77,12 @@ def post_digest(svc: Services, digest: DigestConfig, now: datetime | None = None
     assert svc.slack is not None
     now = now or svc.runtime.clock.now()
     period = period_of(now, digest)
-    owner = svc.executor.owner
-    if not svc.slack.store.claim_digest(digest.channel, period, owner, now):
+    if svc.slack.store.digest_claimed(digest.channel, period):
         return False
     text, blocks = render_digest(build_digest(svc, digest, now))
-    svc.slack.store.enqueue(
-        [(f"digest:{digest.channel}:{period}", None, digest.channel, "post", {"text": text, "blocks": blocks})], now
-    )
+    message = (f"digest:{digest.channel}:{period}", None, digest.channel, "post", {"text": text, "blocks": blocks})
+    if not svc.slack.store.claim_digest(digest.channel, period, svc.executor.owner, now, message):
+        return False
     svc.slack.wake.set()
     log.info("digest_queued", channel=digest.channel, period=period)
     return True

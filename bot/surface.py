@@ -108,6 +108,9 @@ class SlackSurface:
         assert command.workflow and command.params is not None and command.environment
         result = self.ops.request(command.workflow, command.params, command.environment, user)
         intent = result.intent
+        if not result.created and self.slack.thread(intent.id) is None:
+            self._open_thread(intent, channel)  # planned before, but its plan message was never queued
+            return Reply(f":memo: Planned `{intent.id}`: the plan is posted here for an approver.")
         if not result.created:
             return Reply(
                 f":repeat: This request already exists as intent `{intent.id}` ({intent.status.value}); see its thread."

@@ -247,11 +247,37 @@ class SlackStore:
             )
 
     # digests -------------------------------------------------------------------------------------
-    def claim_digest(self, channel: str, period: str, owner: str, now: datetime) -> bool:
-        """True for exactly one caller per (channel, period), across processes."""
+    def digest_claimed(self, channel: str, period: str) -> bool:
+        with self.engine.connect() as conn:
+            q = sa.select(t.digests.c.owner).where(t.digests.c.channel == channel, t.digests.c.period == period)
+            return conn.execute(q).first() is not None
+
+    def claim_digest(
+        self,
+        channel: str,
+        period: str,
+        owner: str,
+        now: datetime,
+        message: tuple[str, str | None, str, str, dict[str, Any]],
+    ) -> bool:
+        """Claim the period and queue its message in one transaction: true for exactly one caller, across processes."""
+        key, intent_id, target, kind, payload = message
         try:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(t.digests).values(channel=channel, period=period, owner=owner, created_at=now))
+                conn.execute(
+                    sa.insert(t.outbox).values(
+                        dedupe_key=key[:200],
+                        intent_id=intent_id,
+                        channel=target,
+                        kind=kind,
+                        payload=redact(payload),
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                    )
+                )
         except IntegrityError:
             return False
         return True

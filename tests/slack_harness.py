@@ -40,6 +40,7 @@ class Bench:
     driver: SlackDriver
     services: Services
     url: str
+    services_settings: Settings
 
     def settle(self, rounds: int = 50) -> None:
         """Run executor, projector and outbox until nothing moves (the worker's jobs, driven by the test)."""
@@ -126,7 +127,7 @@ def served(
         thread.start()
         url = f"http://127.0.0.1:{server.effective_port}"
         try:
-            yield Bench(fake, fake.driver(f"{url}/slack/events"), services, url)
+            yield Bench(fake, fake.driver(f"{url}/slack/events"), services, url, settings)
         finally:
             closing.set()
             server.close()

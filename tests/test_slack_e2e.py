@@ -341,20 +341,44 @@ def test_healthz_reports_the_store(bench: Bench) -> None:
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
-def test_digest_is_posted_once_per_period_across_processes(bench: Bench) -> None:
-    """Two processes firing the same cron minute post one digest listing what needs attention."""
+def test_digest_is_posted_once_per_period_across_processes(bench: Bench, tmp_path: Path) -> None:
+    """Two processes (two engines on one store) firing the same cron minute post one digest between them."""
     from bot.digest import post_digest
+    from bot.wiring import build_services
 
-    intent_id = plan(bench)
+    plan(bench)
+    other = build_services(bench.services_settings)
     digest = bench.services.runtime.config.digests[0]
-    later = bench.services.runtime.clock.now().replace(microsecond=0)
-    first = post_digest(bench.services, digest, later)
-    second = post_digest(bench.services, digest, later)
+    at = bench.services.runtime.clock.now().replace(microsecond=0)
+    results: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def fire(svc: Any) -> None:
+        barrier.wait()
+        results.append(post_digest(svc, digest, at))
+
+    threads = [threading.Thread(target=fire, args=(svc,)) for svc in (bench.services, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
     bench.settle()
-    assert (first, second) == (True, False)
+    assert sorted(results) == [False, True]
     [message] = bench.fake.messages(digest.channel)
-    assert "pending" in message.text.lower() or "approval" in str(message.blocks).lower()
-    del intent_id
+    assert "approval" in (message.text + str(message.blocks)).lower()
+    other.store.engine.dispose()
+
+
+def test_a_request_whose_plan_message_was_never_queued_is_posted_on_rerun(bench: Bench) -> None:
+    """If the process died between storing the intent and queueing its plan, running the command again posts it."""
+    intent = bench.services.ops.request(
+        "rds.create-replica", {"source": "billing-db", "replica": "billing-db-r1"}, "prod", REQUESTER
+    ).intent
+    assert bench.services.slack is not None and bench.services.slack.store.thread(intent.id) is None
+    bench.driver.slash_command("/ops", REQUEST, user=REQUESTER, channel=OPS)
+    wait_until(lambda: bench.services.slack is not None and bench.services.slack.store.thread(intent.id) is not None)
+    bench.settle()
+    assert bench.parent(intent.id).ts
 
 
 def test_signature_helper_matches_slack_scheme() -> None:
