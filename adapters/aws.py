@@ -31,7 +31,10 @@ ClientHook = Callable[[Any], None]
 
 def boto_config(attempts: int = 3, read_timeout: float = 30.0) -> Config:
     """Explicit standard retry mode and bounded timeouts (botocore's legacy default mode is not used)."""
-    return Config(retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=5, read_timeout=read_timeout)
+    # total_max_attempts counts the first try; botocore's max_attempts would count retries only.
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": attempts}, connect_timeout=5, read_timeout=read_timeout
+    )
 
 
 def classify(exc: Exception, operation: str) -> Exception:

@@ -32,5 +32,5 @@ def test_reads_retry_in_botocore_but_writes_are_sent_once(aws: str) -> None:
     """Standard retry mode everywhere; mutating calls get a single attempt so a lost answer is observed, not resent."""
     adapter = BotoAdapters(endpoint_url=aws).rds("us-east-1")
     reads, writes = adapter._reads, adapter._writes
-    assert reads.meta.config.retries == {"mode": "standard", "max_attempts": 3}
-    assert writes.meta.config.retries == {"mode": "standard", "max_attempts": 1}
+    assert reads.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert writes.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
