@@ -283,13 +283,18 @@ def db_upgrade(revision: str = "head") -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    anchor: Annotated[
+        str | None, typer.Option("--anchor", help="a head printed by an earlier run: <seq>:<hash>")
+    ] = None,
+) -> None:
     """Walk the audit hash chain and report edited or deleted events."""
 
     def go() -> None:
-        report = _services().store.verify_audit()
+        report = _services().store.verify_audit(anchor)
         if report.ok:
             out.print(f"audit chain intact: {report.checked} events verified")
+            out.print(f"head {report.head} (keep it outside the database; pass it as --anchor next time)")
             return
         for problem in report.problems:
             err.print(f"[red]{problem}[/red]")

@@ -513,9 +513,20 @@ class SqlStore:
         with self._autocommit() as conn:
             SqlTx(conn).renew_lease(lease, until)
 
-    def verify_audit(self) -> AuditReport:
-        """Walk the chain: an edited row breaks its hash, a deleted one breaks the sequence or the links."""
+    def verify_audit(self, anchor: str | None = None) -> AuditReport:
+        """Walk the chain: an edited row breaks its hash, a deleted one breaks the sequence or the links.
+
+        Deleting the newest events leaves a shorter chain that is still intact; `anchor` ("seq:hash", a head
+        recorded earlier outside the database) catches that too.
+        """
         problems: list[str] = []
+        anchored: dict[int, str] = {}
+        if anchor:
+            seq_text, _, anchor_hash = anchor.partition(":")
+            if not seq_text.isdigit() or len(anchor_hash) != 64:
+                problems.append(f"anchor {anchor!r} is not <seq>:<sha256>")
+            else:
+                anchored[int(seq_text)] = anchor_hash
         expected_prev, expected_seq, checked = GENESIS, 1, 0
         with self.engine.connect() as conn:
             for row in conn.execute(sa.select(t.audit).order_by(t.audit.c.seq)):
@@ -536,5 +547,10 @@ class SqlStore:
                 )
                 if recomputed != m["hash"]:
                     problems.append(f"event {m['seq']}: content does not match its hash (edited?)")
+                if m["seq"] in anchored and anchored.pop(m["seq"]) != m["hash"]:
+                    problems.append(f"event {m['seq']}: not the event the anchor recorded (rewritten?)")
                 expected_prev, expected_seq = m["hash"], m["seq"] + 1
-        return AuditReport(ok=not problems, checked=checked, problems=tuple(problems))
+        for seq in anchored:
+            problems.append(f"event {seq} from the anchor is gone: the newest events were deleted")
+        head = f"{expected_seq - 1}:{expected_prev}" if checked else ""
+        return AuditReport(ok=not problems, checked=checked, problems=tuple(problems), head=head)

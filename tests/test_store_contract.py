@@ -180,6 +180,20 @@ def test_audit_chain_verifies_and_detects_edits_and_deletions(store: SqlStore, c
     assert not deleted.ok and any("missing" in p for p in deleted.problems)
 
 
+def test_audit_anchor_detects_a_truncated_tail(store: SqlStore, clock: FrozenClock) -> None:
+    """Deleting the newest events leaves an intact but shorter chain; the recorded head catches it."""
+    with store.transaction() as tx:
+        for n in range(3):
+            tx.append_event(EventDraft("note", "alice", {"n": n}), clock.now())
+    anchor = store.verify_audit().head
+    assert anchor.startswith("3:") and store.verify_audit(anchor).ok
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_events WHERE seq = 3"))
+    assert store.verify_audit().ok  # the chain alone cannot tell
+    truncated = store.verify_audit(anchor)
+    assert not truncated.ok and any("newest events were deleted" in p for p in truncated.problems)
+
+
 def test_audit_data_is_redacted_before_it_is_stored(store: SqlStore, clock: FrozenClock) -> None:
     """A DSN password in event data never reaches the table."""
     with store.transaction() as tx:

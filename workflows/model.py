@@ -200,3 +200,4 @@ class AuditReport:
     ok: bool
     checked: int
     problems: tuple[str, ...] = ()
+    head: str = ""  # "<seq>:<hash>" of the last event: record it elsewhere to detect a truncated tail later
