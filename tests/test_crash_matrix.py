@@ -16,7 +16,7 @@ from store.db import make_engine
 from store.sql import SqlStore
 from tests.conftest import CONFIG, create_source, rds_client
 from workflows.catalog.rds_create_replica import CreateReplica
-from workflows.executor import VERIFY
+from workflows.steps import VERIFY
 from workflows.model import IntentStatus, StepStatus
 from workflows.runtime import PHASES, fault_point
 

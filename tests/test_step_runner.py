@@ -8,7 +8,7 @@ import time
 import pytest
 
 from workflows.errors import OutcomeUnknown
-from workflows.executor import StepRunner
+from workflows.steps import StepRunner
 
 
 def test_a_call_past_its_timeout_has_an_unknown_outcome_and_the_runner_recovers() -> None:

@@ -11,9 +11,9 @@ import structlog
 from workflows.context import StepContext
 from workflows.deps import Runtime
 from workflows.errors import ConcurrentModification
-from workflows.executor import observe, planned_steps, window_start
 from workflows.model import EventDraft, Intent, IntentStatus, StepRecord, StepStatus, Verdict
 from workflows.outcomes import Absent, Done, Unclear
+from workflows.steps import observe, planned_steps, window_start
 
 log = structlog.get_logger("opsbot.reconciler")
 
