@@ -413,7 +413,7 @@ class SqlTx:
             sa.insert(t.audit).values(
                 seq=seq,
                 intent_id=draft.intent_id,
-                kind=draft.kind,
+                kind=str(draft.kind),
                 actor=draft.actor,
                 data=canonical_json(data),
                 created_at=created,

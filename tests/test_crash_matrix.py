@@ -16,9 +16,9 @@ from store.db import make_engine
 from store.sql import SqlStore
 from tests.conftest import CONFIG, create_source, rds_client
 from workflows.catalog.rds_create_replica import CreateReplica
-from workflows.steps import VERIFY
 from workflows.model import IntentStatus, StepStatus
 from workflows.runtime import PHASES, fault_point
+from workflows.steps import VERIFY
 
 STEPS = [s.name for s in CreateReplica.steps] + [VERIFY.name]
 POINTS = [fault_point(step, phase) for step in STEPS for phase in PHASES]

@@ -26,7 +26,7 @@ from workflows.errors import (
     TransientError,
     UnsafeError,
 )
-from workflows.model import EventDraft, Intent, IntentStatus, Lease, Mode, StepRecord, StepStatus
+from workflows.model import EventDraft, EventKind, Intent, IntentStatus, Lease, Mode, StepRecord, StepStatus
 from workflows.outcomes import Absent, Done, Pending, StepOutcome, Unclear
 from workflows.plan import Plan
 from workflows.planning import compute_plan
@@ -41,7 +41,7 @@ log = structlog.get_logger("opsbot.executor")
 class _Stop(Exception):
     """Raised inside a run to park the intent in `status`; carries what the transition writes."""
 
-    def __init__(self, status: IntentStatus, reason: str, kind: str, **extra: Any) -> None:
+    def __init__(self, status: IntentStatus, reason: str, kind: EventKind, **extra: Any) -> None:
         super().__init__(reason)
         self.status, self.reason, self.kind, self.extra = status, reason, kind, extra
 
@@ -57,7 +57,9 @@ class Executor:
         with self.rt.store.transaction() as tx:
             claimed = tx.claim_runnable(self.owner, self.rt.ids.new_id(), now, self._until(now), limit)
             for intent in claimed:
-                tx.append_event(EventDraft("claimed", self.owner, {"attempt": intent.attempts + 1}, intent.id), now)
+                tx.append_event(
+                    EventDraft(EventKind.CLAIMED, self.owner, {"attempt": intent.attempts + 1}, intent.id), now
+                )
         return claimed
 
     def run_once(self) -> list[Intent]:
@@ -114,7 +116,7 @@ class Executor:
                     next_check_at=None,
                     updated_at=now,
                 )
-                tx.append_event(EventDraft("internal_error", self.owner, {"reason": reason}, intent.id), now)
+                tx.append_event(EventDraft(EventKind.INTERNAL_ERROR, self.owner, {"reason": reason}, intent.id), now)
                 return parked
         except Exception:
             log.exception("executor_could_not_park", correlation_id=correlation)
@@ -176,21 +178,23 @@ class _Run:
             return self._finish(
                 final,
                 "all steps done and postconditions verified",
-                final.value,
+                EventKind(final.value),
                 replayed=replayed,
                 external_ids=changed,
             )
         except _Stop as stop:
             return self._finish(stop.status, stop.reason, stop.kind, **stop.extra)
         except CheckpointMismatch as exc:
-            return self._finish(IntentStatus.UNSAFE, str(exc), "checkpoint_mismatch")
+            return self._finish(IntentStatus.UNSAFE, str(exc), EventKind.CHECKPOINT_MISMATCH)
 
     # gates ---------------------------------------------------------------------------------------
     def _check_budget(self) -> None:
         started = self.intent.started_at or self.now()
         if (self.now() - started).total_seconds() > self.spec.timeout:
             raise _Stop(
-                IntentStatus.BLOCKED, f"exceeded the workflow's timeout budget of {self.spec.timeout:g}s", "timeout"
+                IntentStatus.BLOCKED,
+                f"exceeded the workflow's timeout budget of {self.spec.timeout:g}s",
+                EventKind.TIMEOUT,
             )
 
     def _gate(self) -> None:
@@ -206,19 +210,19 @@ class _Run:
             raise _Stop(
                 IntentStatus.NEEDS_REAPPROVAL,
                 "the approval has expired or does not match this plan; approve again",
-                "approval_expired",
+                EventKind.APPROVAL_EXPIRED,
             )
         try:
             fresh = compute_plan(self.rt, self.spec, self.params, self.intent.environment)
         except PreconditionFailed as exc:
             raise _Stop(
-                IntentStatus.NEEDS_REAPPROVAL, f"the world changed since the plan: {exc}", "stale_plan"
+                IntentStatus.NEEDS_REAPPROVAL, f"the world changed since the plan: {exc}", EventKind.STALE_PLAN
             ) from None
         if fresh.fingerprint != self.intent.plan.get("fingerprint"):
             raise _Stop(
                 IntentStatus.NEEDS_REAPPROVAL,
                 "the observed state changed since the plan was approved; review the new plan and approve again",
-                "stale_plan",
+                EventKind.STALE_PLAN,
                 new_plan=fresh.model_dump(mode="json"),
             )
 
@@ -278,15 +282,17 @@ class _Run:
             raise _Stop(
                 IntentStatus.RETRYABLE,
                 f"{name} kept failing transiently: {exc}",
-                "step_retryable",
+                EventKind.STEP_RETRYABLE,
                 delay=exc.delay or 30.0,
             ) from None
         except UnsafeError as exc:
             self._record_failed(ps, str(exc), attempts)
-            raise _Stop(IntentStatus.UNSAFE, f"{name}: {exc}", "step_unsafe", guidance=exc.guidance) from None
+            raise _Stop(IntentStatus.UNSAFE, f"{name}: {exc}", EventKind.STEP_UNSAFE, guidance=exc.guidance) from None
         except PermanentError as exc:
             self._record_failed(ps, str(exc), attempts)
-            raise _Stop(IntentStatus.FAILED, f"{name} failed: {exc}", "step_failed", guidance=exc.guidance) from None
+            raise _Stop(
+                IntentStatus.FAILED, f"{name} failed: {exc}", EventKind.STEP_FAILED, guidance=exc.guidance
+            ) from None
         except LeaseLost:
             raise
         except Exception as exc:  # outcome unknown, including bugs and timeouts: never blindly retried
@@ -336,7 +342,9 @@ class _Run:
             self._fence(tx)
             tx.update_step(self.intent.id, ps.seq, status=StepStatus.UNKNOWN, error=reason, attempts=attempts)
             tx.append_event(
-                EventDraft("step_unknown", self.lease.owner, {"step": ps.step.name, "reason": reason}, self.intent.id),
+                EventDraft(
+                    EventKind.STEP_UNKNOWN, self.lease.owner, {"step": ps.step.name, "reason": reason}, self.intent.id
+                ),
                 now,
             )
         log.warning("step_outcome_unknown", step=ps.step.name, reason=reason)
@@ -349,7 +357,7 @@ class _Run:
             raise _Stop(
                 IntentStatus.UNKNOWN,
                 f"{ps.step.name}: outcome unknown after {attempts} attempts ({reason})",
-                "step_unknown",
+                EventKind.STEP_UNKNOWN,
             )
         # The probe proved there is no effect (or the step is safe to repeat): run it again.
         self._restart(ps, attempts + 1, observed.reason)
@@ -361,7 +369,9 @@ class _Run:
         if isinstance(observation, Pending):
             self._converging(ps, observation, rec)
         if isinstance(observation, Unclear):
-            raise _Stop(IntentStatus.UNKNOWN, f"{ps.step.name}: {observation.reason}", "step_unknown", delay=30.0)
+            raise _Stop(
+                IntentStatus.UNKNOWN, f"{ps.step.name}: {observation.reason}", EventKind.STEP_UNKNOWN, delay=30.0
+            )
         assert isinstance(observation, Absent | Done)
         return observation
 
@@ -384,10 +394,13 @@ class _Run:
             raise _Stop(
                 IntentStatus.BLOCKED,
                 f"{ps.step.name} did not converge within {window:g}s: {pending.reason}",
-                "convergence_window_exceeded",
+                EventKind.CONVERGENCE_WINDOW_EXCEEDED,
             )
         raise _Stop(
-            IntentStatus.CONVERGING, f"{ps.step.name}: {pending.reason}", "converging", delay=pending.retry_after
+            IntentStatus.CONVERGING,
+            f"{ps.step.name}: {pending.reason}",
+            EventKind.CONVERGING,
+            delay=pending.retry_after,
         )
 
     # records -------------------------------------------------------------------------------------
@@ -405,7 +418,7 @@ class _Run:
             tx.update_step(self.intent.id, ps.seq, status=StepStatus.STARTED, attempts=attempts)
             tx.append_event(
                 EventDraft(
-                    "step_rerun",
+                    EventKind.STEP_RERUN,
                     self.lease.owner,
                     {"step": ps.step.name, "attempt": attempts, "why": why},
                     self.intent.id,
@@ -430,7 +443,7 @@ class _Run:
                 )
                 tx.append_event(
                     EventDraft(
-                        "step_resolved_by_observation",
+                        EventKind.STEP_RESOLVED_BY_OBSERVATION,
                         self.lease.owner,
                         {"step": ps.step.name, "how": done.how, "external_ids": ids},
                         self.intent.id,
@@ -452,7 +465,7 @@ class _Run:
                 self.intent.id, ps.seq, status=StepStatus.FAILED, error=error, attempts=attempts, finished_at=self.now()
             )
 
-    def _finish(self, status: IntentStatus, reason: str, kind: str, **extra: Any) -> Intent:
+    def _finish(self, status: IntentStatus, reason: str, kind: EventKind, **extra: Any) -> Intent:
         now = self.now()
         delay = extra.pop("delay", None)
         new_plan = extra.pop("new_plan", None)

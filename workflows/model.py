@@ -80,6 +80,46 @@ class Decision(StrEnum):
     DENY = "deny"
 
 
+class EventKind(StrEnum):
+    """What an audit event records; the Slack thread and the digest read these."""
+
+    ACTION_REFUSED = "action_refused"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_REFUSED = "approval_refused"
+    APPROVED = "approved"
+    CANCELLED = "cancelled"
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"
+    CLAIMED = "claimed"
+    COMPENSATED = "compensated"
+    COMPENSATION_REQUESTED = "compensation_requested"
+    CONVERGENCE_WINDOW_EXCEEDED = "convergence_window_exceeded"
+    CONVERGING = "converging"
+    DENIED = "denied"
+    DENY_REFUSED = "deny_refused"
+    DUPLICATE_REQUEST = "duplicate_request"
+    EXECUTOR_LOST = "executor_lost"
+    INTERNAL_ERROR = "internal_error"
+    MARKED_DONE = "marked_done"
+    OBSERVED = "observed"
+    REPLANNED = "replanned"
+    REQUEST_REFUSED = "request_refused"
+    REQUESTED = "requested"
+    REQUEUED = "requeued"
+    RESUMED = "resumed"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    RETRY = "retry"
+    STALE_PLAN = "stale_plan"
+    STEP_FAILED = "step_failed"
+    STEP_RERUN = "step_rerun"
+    STEP_RESOLVED_BY_OBSERVATION = "step_resolved_by_observation"
+    STEP_RETRYABLE = "step_retryable"
+    STEP_UNKNOWN = "step_unknown"
+    STEP_UNSAFE = "step_unsafe"
+    STILL_UNKNOWN = "still_unknown"
+    SUCCEEDED = "succeeded"
+    TIMEOUT = "timeout"
+
+
 class Verdict(StrEnum):
     """The reconciler's classification of one operation."""
 
@@ -177,7 +217,7 @@ class Approval:
 class EventDraft:
     """An audit event before the store chains it."""
 
-    kind: str
+    kind: EventKind
     actor: str
     data: JSON = field(default_factory=dict)
     intent_id: IntentId | None = None

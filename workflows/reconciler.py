@@ -11,7 +11,7 @@ import structlog
 from workflows.context import StepContext
 from workflows.deps import Runtime
 from workflows.errors import ConcurrentModification
-from workflows.model import EventDraft, Intent, IntentStatus, StepRecord, StepStatus, Verdict
+from workflows.model import EventDraft, EventKind, Intent, IntentStatus, StepRecord, StepStatus, Verdict
 from workflows.outcomes import Absent, Done, Unclear
 from workflows.steps import observe, planned_steps, window_start
 
@@ -72,13 +72,20 @@ class Reconciler:
             spec = self.rt.registry.get(intent.workflow)
             if intent.attempts > spec.retry.requeues:
                 reason = f"gave up after {intent.attempts} attempts: {intent.last_error}"
-                return self._move(intent, now, IntentStatus.BLOCKED, reason, "retries_exhausted", Verdict.BLOCKED)
+                return self._move(
+                    intent, now, IntentStatus.BLOCKED, reason, EventKind.RETRIES_EXHAUSTED, Verdict.BLOCKED
+                )
             return self._move(
-                intent, now, IntentStatus.APPROVED, "retrying after a transient failure", "requeued", Verdict.RETRYABLE
+                intent,
+                now,
+                IntentStatus.APPROVED,
+                "retrying after a transient failure",
+                EventKind.REQUEUED,
+                Verdict.RETRYABLE,
             )
         if status in (IntentStatus.CONVERGING, IntentStatus.UNKNOWN):
             return self._observe(intent, now)
-        return self._move(intent, now, status, intent.status_reason or "", "", verdict_of(status) or Verdict.BLOCKED)
+        return self._move(intent, now, status, intent.status_reason or "", None, verdict_of(status) or Verdict.BLOCKED)
 
     def _executor_lost(self, intent: Intent, now: datetime) -> Classification:
         reason = f"executor {intent.lease_owner} stopped renewing its lease; resuming from checkpoints"
@@ -101,9 +108,9 @@ class Reconciler:
                     intent.id, rec.seq, status=StepStatus.UNKNOWN, error="the executor died during this step"
                 )
                 data = {"step": rec.name, "reason": "executor lease expired mid-step"}
-                tx.append_event(EventDraft("step_unknown", self.actor, data, intent.id), now)
+                tx.append_event(EventDraft(EventKind.STEP_UNKNOWN, self.actor, data, intent.id), now)
             lost = {"lease_owner": intent.lease_owner, "unknown_steps": [r.name for r in in_flight]}
-            tx.append_event(EventDraft("executor_lost", self.actor, lost, intent.id), now)
+            tx.append_event(EventDraft(EventKind.EXECUTOR_LOST, self.actor, lost, intent.id), now)
         return Classification(intent.id, intent.workflow, Verdict.RETRYABLE, IntentStatus.APPROVED, reason)
 
     def _observe(self, intent: Intent, now: datetime) -> Classification:
@@ -118,14 +125,19 @@ class Reconciler:
         ]
         if not open_steps:
             return self._move(
-                intent, now, IntentStatus.APPROVED, "nothing in flight; resuming", "requeued", Verdict.RETRYABLE
+                intent, now, IntentStatus.APPROVED, "nothing in flight; resuming", EventKind.REQUEUED, Verdict.RETRYABLE
             )
         ps, rec = open_steps[0]
         observation = observe(ps, active=True, ctx=self._ctx(intent, spec.params.model_validate(intent.params), rec))
         if isinstance(observation, Done | Absent):
             why = "converged" if isinstance(observation, Done) else observation.reason
             return self._move(
-                intent, now, IntentStatus.APPROVED, f"{ps.step.name}: {why}; resuming", "observed", Verdict.RETRYABLE
+                intent,
+                now,
+                IntentStatus.APPROVED,
+                f"{ps.step.name}: {why}; resuming",
+                EventKind.OBSERVED,
+                Verdict.RETRYABLE,
             )
         if isinstance(observation, Unclear):
             delay = self._backoff(rec, now, 30.0)
@@ -134,7 +146,7 @@ class Reconciler:
                 now,
                 IntentStatus.UNKNOWN,
                 f"{ps.step.name}: {observation.reason}",
-                "still_unknown",
+                EventKind.STILL_UNKNOWN,
                 Verdict.UNKNOWN,
                 delay,
             )
@@ -142,10 +154,18 @@ class Reconciler:
         start = window_start(rec)
         if (now - start).total_seconds() > window:
             reason = f"{ps.step.name} did not converge within {window:g}s: {observation.reason}"
-            return self._move(intent, now, IntentStatus.BLOCKED, reason, "convergence_window_exceeded", Verdict.BLOCKED)
+            return self._move(
+                intent, now, IntentStatus.BLOCKED, reason, EventKind.CONVERGENCE_WINDOW_EXCEEDED, Verdict.BLOCKED
+            )
         delay = self._backoff(rec, now, observation.retry_after)
         return self._move(
-            intent, now, IntentStatus.CONVERGING, f"{ps.step.name}: {observation.reason}", "", Verdict.CONVERGING, delay
+            intent,
+            now,
+            IntentStatus.CONVERGING,
+            f"{ps.step.name}: {observation.reason}",
+            None,
+            Verdict.CONVERGING,
+            delay,
         )
 
     def _ctx(self, intent: Intent, params: Any, rec: StepRecord) -> StepContext:
@@ -169,7 +189,7 @@ class Reconciler:
         now: datetime,
         status: IntentStatus,
         reason: str,
-        kind: str,
+        kind: EventKind | None,
         verdict: Verdict,
         delay: float | None = None,
     ) -> Classification:
@@ -181,7 +201,7 @@ class Reconciler:
                 tx.reschedule(intent, next_check)
             else:
                 tx.update_intent(intent, status=status, status_reason=reason, next_check_at=next_check, updated_at=now)
-            if kind and (status is not intent.status or kind in ("observed", "requeued")):
+            if kind and (status is not intent.status or kind in (EventKind.OBSERVED, EventKind.REQUEUED)):
                 tx.append_event(
                     EventDraft(kind, self.actor, {"status": status.value, "reason": reason}, intent.id), now
                 )

@@ -23,6 +23,7 @@ from workflows.model import (
     AuditEvent,
     Decision,
     EventDraft,
+    EventKind,
     Intent,
     IntentId,
     IntentStatus,
@@ -71,7 +72,7 @@ class OpsService:
             lambda: check_request(self.rt.config, spec, actor, environment),
             actor,
             None,
-            "request_refused",
+            EventKind.REQUEST_REFUSED,
             {"workflow": workflow, "environment": environment},
         )
         params = parse_params(spec, raw)
@@ -103,7 +104,7 @@ class OpsService:
             if intent is not None:
                 tx.append_event(
                     EventDraft(
-                        "requested",
+                        EventKind.REQUESTED,
                         actor,
                         {"workflow": workflow, "params": canonical, "environment": environment, "plan_hash": plan.hash},
                         new.id,
@@ -125,7 +126,7 @@ class OpsService:
             raise InvalidInput(f"idempotency key already used by intent {existing.id} for a different request")
         with self.rt.store.transaction() as tx:
             tx.append_event(
-                EventDraft("duplicate_request", actor, {"status": existing.status.value}, existing.id),
+                EventDraft(EventKind.DUPLICATE_REQUEST, actor, {"status": existing.status.value}, existing.id),
                 self.rt.clock.now(),
             )
         return RequestResult(existing, created=False)
@@ -139,13 +140,13 @@ class OpsService:
         if intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL):
             raise InvalidTransition(f"intent {intent.id} is {intent.status.value}; there is nothing to approve")
         if plan_hash is not None and not intent.plan_hash.startswith(plan_hash):
-            self._audit_refusal(intent.id, actor, "approval_refused", "stale plan")
+            self._audit_refusal(intent.id, actor, EventKind.APPROVAL_REFUSED, "stale plan")
             raise StalePlan(f"the plan changed since you saw it (now {intent.plan_hash[:12]}); review it again")
         self._guarded(
             lambda: check_approver(self.rt.config, spec, actor, intent.requester),
             actor,
             intent.id,
-            "approval_refused",
+            EventKind.APPROVAL_REFUSED,
             {"plan_hash": intent.plan_hash},
         )
         needed = effective_policy(self.rt.config, spec).approvals
@@ -169,7 +170,9 @@ class OpsService:
                             now + timedelta(seconds=self.rt.approval_ttl),
                         )
                     )
-                    tx.append_event(EventDraft("approved", actor, {"plan_hash": current.plan_hash}, intent.id), now)
+                    tx.append_event(
+                        EventDraft(EventKind.APPROVED, actor, {"plan_hash": current.plan_hash}, intent.id), now
+                    )
                     valid = {a.actor for a in tx.approvals(intent.id) if a.valid_for(current.plan_hash, now)}
                     if len(valid) < needed:
                         return current
@@ -190,14 +193,18 @@ class OpsService:
         if intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL):
             raise InvalidTransition(f"intent {intent.id} is {intent.status.value}; it can no longer be denied")
         self._guarded(
-            lambda: check_approver(self.rt.config, spec, actor, intent.requester), actor, intent.id, "deny_refused", {}
+            lambda: check_approver(self.rt.config, spec, actor, intent.requester),
+            actor,
+            intent.id,
+            EventKind.DENY_REFUSED,
+            {},
         )
         now = self.rt.clock.now()
         return self._transition(
             intent,
             IntentStatus.DENIED,
             actor,
-            "denied",
+            EventKind.DENIED,
             reason or "denied without a reason",
             approval=Approval(intent.id, actor, intent.plan_hash, Decision.DENY, now, now, reason or None),
         )
@@ -207,7 +214,7 @@ class OpsService:
         intent = self._allowed(intent_id, Action.CANCEL)
         if actor != intent.requester:
             self._require_approver(intent, actor, "cancel")
-        return self._transition(intent, IntentStatus.CANCELLED, actor, "cancelled", reason)
+        return self._transition(intent, IntentStatus.CANCELLED, actor, EventKind.CANCELLED, reason)
 
     def retry(self, intent_id: str, actor: str, reason: str) -> Intent:
         intent = self._allowed(intent_id, Action.RETRY)
@@ -218,17 +225,17 @@ class OpsService:
                 intent,
                 IntentStatus.PENDING_APPROVAL,
                 actor,
-                "replanned",
+                EventKind.REPLANNED,
                 reason,
                 plan=plan.model_dump(mode="json"),
                 plan_hash=plan.hash,
             )
-        return self._transition(intent, IntentStatus.APPROVED, actor, "retry", reason, started_at=None)
+        return self._transition(intent, IntentStatus.APPROVED, actor, EventKind.RETRY, reason, started_at=None)
 
     def resume(self, intent_id: str, actor: str, reason: str) -> Intent:
         intent = self._allowed(intent_id, Action.RESUME)
         return self._transition(
-            intent, IntentStatus.APPROVED, actor, "resumed", reason, reopen_window=True, started_at=None
+            intent, IntentStatus.APPROVED, actor, EventKind.RESUMED, reason, reopen_window=True, started_at=None
         )
 
     def mark_done(self, intent_id: str, actor: str, reason: str) -> Intent:
@@ -236,7 +243,7 @@ class OpsService:
             raise InvalidInput("mark-done needs a reason: say what was verified by hand")
         intent = self._allowed(intent_id, Action.MARK_DONE)
         self._require_approver(intent, actor, "mark done")
-        return self._transition(intent, IntentStatus.MARKED_DONE, actor, "marked_done", reason)
+        return self._transition(intent, IntentStatus.MARKED_DONE, actor, EventKind.MARKED_DONE, reason)
 
     def compensate(self, intent_id: str, actor: str, reason: str) -> Intent:
         intent = self._allowed(intent_id, Action.COMPENSATE)
@@ -245,7 +252,7 @@ class OpsService:
             intent,
             IntentStatus.APPROVED,
             actor,
-            "compensation_requested",
+            EventKind.COMPENSATION_REQUESTED,
             reason,
             mode=Mode.COMPENSATE,
             started_at=None,
@@ -295,10 +302,12 @@ class OpsService:
     def _require_approver(self, intent: Intent, actor: str, what: str) -> None:
         spec = self.rt.registry.get(intent.workflow)
         if not holds_approver_role(self.rt.config, spec, actor):
-            self._audit_refusal(intent.id, actor, "action_refused", f"{what} needs an approver role")
+            self._audit_refusal(intent.id, actor, EventKind.ACTION_REFUSED, f"{what} needs an approver role")
             raise PermissionDenied(f"{what} needs an approver role for {spec.name}")
 
-    def _guarded(self, check: Any, actor: str, intent_id: IntentId | None, kind: str, data: dict[str, Any]) -> None:
+    def _guarded(
+        self, check: Any, actor: str, intent_id: IntentId | None, kind: EventKind, data: dict[str, Any]
+    ) -> None:
         """Run a policy check; a refusal is audited before it reaches the caller."""
         try:
             check()
@@ -307,7 +316,7 @@ class OpsService:
             raise
 
     def _audit_refusal(
-        self, intent_id: IntentId | None, actor: str, kind: str, reason: str, data: dict[str, Any] | None = None
+        self, intent_id: IntentId | None, actor: str, kind: EventKind, reason: str, data: dict[str, Any] | None = None
     ) -> None:
         with self.rt.store.transaction() as tx:
             tx.append_event(EventDraft(kind, actor, {"reason": reason, **(data or {})}, intent_id), self.rt.clock.now())
@@ -317,7 +326,7 @@ class OpsService:
         intent: Intent,
         status: IntentStatus,
         actor: str,
-        kind: str,
+        kind: EventKind,
         reason: str,
         *,
         approval: Approval | None = None,
