@@ -13,7 +13,7 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from store.slack import OutboxItem, SlackStore
+from store.slack import OutboxItem, OutboxKind, SlackStore
 from workflows.ports import Clock
 
 log = structlog.get_logger("opsbot.delivery")
@@ -99,26 +99,28 @@ class OutboxWorker:
         items = self.store.claim(self.store.due(now), now, now + timedelta(seconds=CLAIM_SECONDS))
         latest_update: dict[str, int] = {}
         for item in items:
-            if item.kind == "update_parent" and item.intent_id:
+            if item.kind == OutboxKind.UPDATE_PARENT and item.intent_id:
                 latest_update[item.intent_id] = item.id
         stale = [
-            i.id for i in items if i.kind == "update_parent" and i.intent_id and latest_update[i.intent_id] != i.id
+            i.id
+            for i in items
+            if i.kind == OutboxKind.UPDATE_PARENT and i.intent_id and latest_update[i.intent_id] != i.id
         ]
         self.store.supersede(stale)
         self.stats.coalesced += len(stale)
-        unposted_parents = {i.intent_id for i in items if i.kind == "post_parent"}
+        unposted_parents = {i.intent_id for i in items if i.kind == OutboxKind.POST_PARENT}
         delivered = 0
         held: set[str] = set()  # channels we must not send to again in this pass (paced or rate limited)
         handled: set[int] = set(stale)  # sent, deferred with their own retry time, or dead
         for item in items:
             if item.id in handled or item.channel in held:
                 continue
-            if item.kind in ("update_parent", "thread_reply") and item.intent_id in unposted_parents:
+            if item.kind in (OutboxKind.UPDATE_PARENT, OutboxKind.THREAD_REPLY) and item.intent_id in unposted_parents:
                 continue  # the parent is queued in this pass and not posted yet
             if not self._take_token(item.channel):
                 held.add(item.channel)
                 continue
-            group = self._batch(item, items, handled) if item.kind == "thread_reply" else [item]
+            group = self._batch(item, items, handled) if item.kind == OutboxKind.THREAD_REPLY else [item]
             handled.update(i.id for i in group)
             if self._send(group):
                 delivered += len(group)
@@ -135,7 +137,7 @@ class OutboxWorker:
             if (
                 other.id <= first.id
                 or other.id in done
-                or other.kind != "thread_reply"
+                or other.kind != OutboxKind.THREAD_REPLY
                 or other.intent_id != first.intent_id
             ):
                 continue
@@ -173,17 +175,17 @@ class OutboxWorker:
         return True
 
     def _call(self, item: OutboxItem, payload: dict[str, Any]) -> str | None:
-        if item.kind == "update_parent":
+        if item.kind == OutboxKind.UPDATE_PARENT:
             thread = self.store.thread(item.intent_id or "")
             if thread is None or thread.parent_ts is None:
                 raise _NotYet("parent message not posted yet")
             response = self.client.chat_update(channel=item.channel, ts=thread.parent_ts, **payload)
             return str(response.get("ts") or thread.parent_ts)
-        if item.kind == "post_parent":
+        if item.kind == OutboxKind.POST_PARENT:
             if item.attempts and (ts := self._find_parent(item)):
                 return ts  # an earlier attempt reached Slack and only its answer was lost
             payload["metadata"] = {"event_type": PLAN_EVENT, "event_payload": {"intent_id": item.intent_id}}
-        if item.kind == "thread_reply":
+        if item.kind == OutboxKind.THREAD_REPLY:
             thread = self.store.thread(item.intent_id or "")
             if thread is None or thread.parent_ts is None:
                 raise _NotYet("parent message not posted yet")

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bot.blocks.digest import AttentionItem, Digest, render_digest
+from store.slack import OutboxKind
 from workflows.config import DigestConfig
 from workflows.model import IntentStatus
 
@@ -80,7 +81,13 @@ def post_digest(svc: Services, digest: DigestConfig, now: datetime | None = None
     if svc.slack.store.digest_claimed(digest.channel, period):
         return False
     text, blocks = render_digest(build_digest(svc, digest, now))
-    message = (f"digest:{digest.channel}:{period}", None, digest.channel, "post", {"text": text, "blocks": blocks})
+    message = (
+        f"digest:{digest.channel}:{period}",
+        None,
+        digest.channel,
+        OutboxKind.POST,
+        {"text": text, "blocks": blocks},
+    )
     if not svc.slack.store.claim_digest(digest.channel, period, svc.executor.owner, now, message):
         return False
     svc.slack.wake.set()

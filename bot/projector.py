@@ -14,7 +14,7 @@ import structlog
 
 from bot.blocks.plan import plan_fallback_text, render_plan_message
 from bot.blocks.thread import render_event, render_step, render_verdict
-from store.slack import SlackStore
+from store.slack import OutboxKind, SlackStore
 from workflows.model import IntentStatus, StepStatus
 from workflows.registry import Registry
 from workflows.service import IntentView, OpsService
@@ -75,7 +75,7 @@ class Projector:
             entries.append((intent.updated_at, f"{intent_id}:verdict:v{intent.version}", *render_verdict(view)))
         entries.sort(key=lambda e: e[0])
         items = [
-            (key, intent_id, thread.channel, "thread_reply", {"text": text, "blocks": blocks})
+            (key, intent_id, thread.channel, OutboxKind.THREAD_REPLY, {"text": text, "blocks": blocks})
             for _, key, text, blocks in entries
         ]
         items.append(
@@ -83,7 +83,7 @@ class Projector:
                 f"{intent_id}:parent:v{intent.version}:{signature}",
                 intent_id,
                 thread.channel,
-                "update_parent",
+                OutboxKind.UPDATE_PARENT,
                 parent_payload(view, self.registry),
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from bot.blocks.home import render_home
@@ -11,7 +12,7 @@ from bot.blocks.modals import render_reason_modal, render_request_modal
 from bot.commands import parse_request
 from bot.ids import COMMAND, ActionId, ButtonValue, CallbackId, ModalMeta
 from bot.projector import Projector, parent_payload
-from store.slack import SlackStore
+from store.slack import OutboxKind, SlackStore
 from workflows.errors import InvalidInput, InvalidTransition
 from workflows.guidance import Action
 from workflows.model import Intent, IntentStatus
@@ -36,11 +37,19 @@ class Reply:
     blocks: list[dict[str, Any]] | None = None
 
 
+class CommandKind(StrEnum):
+    HELP = "help"
+    LIST = "list"
+    STATUS = "status"
+    MODAL = "modal"
+    REQUEST = "request"
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     """A parsed `/ops` invocation, checked before the ack so syntax errors answer at once."""
 
-    kind: str  # help | list | status | modal | request
+    kind: CommandKind
     workflow: str | None = None
     params: dict[str, str] | None = None
     environment: str | None = None
@@ -58,16 +67,16 @@ class SlackSurface:
         head = words[0] if words else "help"
         rest = words[1] if len(words) > 1 else ""
         if head == "help":
-            return Command("help")
+            return Command(CommandKind.HELP)
         if head == "list":
-            return Command("list")
+            return Command(CommandKind.LIST)
         if head == "status":
             if not rest.strip() or len(rest.split()) != 1:
                 raise InvalidInput(f"usage: {COMMAND} status <intent id>")
-            return Command("status", intent_id=rest.strip())
+            return Command(CommandKind.STATUS, intent_id=rest.strip())
         spec = self.rt.registry.get(head)
         if not rest.strip():
-            return Command("modal", workflow=spec.name)
+            return Command(CommandKind.MODAL, workflow=spec.name)
         parsed = parse_request(text)
         return self.validate(spec.name, parsed.params, parsed.environment)
 
@@ -80,7 +89,7 @@ class SlackSurface:
             raise InvalidInput(f"say which environment: env=<{'|'.join(environments)}>")
         self.rt.config.environment(env)
         parse_params(spec, params)  # every bad field named now, before anything slow
-        return Command("request", workflow=spec.name, params=params, environment=env)
+        return Command(CommandKind.REQUEST, workflow=spec.name, params=params, environment=env)
 
     def help_text(self) -> str:
         return (
@@ -125,7 +134,7 @@ class SlackSurface:
         view = self.ops.show(intent.id)
         now = self.rt.clock.now()
         items: list[tuple[str, str | None, str, str, dict[str, Any]]] = [
-            (f"{intent.id}:parent", intent.id, channel, "post_parent", parent_payload(view, self.rt.registry))
+            (f"{intent.id}:parent", intent.id, channel, OutboxKind.POST_PARENT, parent_payload(view, self.rt.registry))
         ]
         incident = self.rt.config.environment(intent.environment).incident_channel
         if incident and incident != channel:
@@ -133,7 +142,7 @@ class SlackSurface:
                 f":rotating_light: {intent.workflow} requested by <@{intent.requester}> in {intent.environment} "
                 f"(plan `{intent.plan_hash[:12]}`, intent `{intent.id}`); review it in <#{channel}>."
             )
-            items.append((f"{intent.id}:incident", intent.id, incident, "post", {"text": text}))
+            items.append((f"{intent.id}:incident", intent.id, incident, OutboxKind.POST, {"text": text}))
         self.slack.enqueue(items, now, thread=(intent.id, channel))
         self.wake()
 

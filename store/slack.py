@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +13,20 @@ from sqlalchemy.exc import IntegrityError
 
 from store import tables as t
 from workflows.redaction import redact
+
+
+class OutboxKind(StrEnum):
+    POST = "post"  # a plain message (incident announcement, digest)
+    POST_PARENT = "post_parent"  # an intent's plan message, the parent of its thread
+    UPDATE_PARENT = "update_parent"  # the plan message edited in place
+    THREAD_REPLY = "thread_reply"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"  # Slack refused it for good (invalid_blocks, channel_not_found, ...)
+    SUPERSEDED = "superseded"  # a newer update of the same message made it pointless
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +110,7 @@ class SlackStore:
                                 channel=channel,
                                 kind=kind,
                                 payload=redact(payload),
-                                status="pending",
+                                status=OutboxStatus.PENDING,
                                 attempts=0,
                                 next_attempt_at=now,
                                 created_at=now,
@@ -109,7 +124,7 @@ class SlackStore:
     def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
         q = (
             sa.select(t.outbox)
-            .where(t.outbox.c.status == "pending", t.outbox.c.next_attempt_at <= now)
+            .where(t.outbox.c.status == OutboxStatus.PENDING, t.outbox.c.next_attempt_at <= now)
             .order_by(t.outbox.c.id)
             .limit(limit)
         )
@@ -126,7 +141,7 @@ class SlackStore:
                     sa.update(t.outbox)
                     .where(
                         t.outbox.c.id.in_([i.id for i in items]),
-                        t.outbox.c.status == "pending",
+                        t.outbox.c.status == OutboxStatus.PENDING,
                         t.outbox.c.next_attempt_at <= now,
                     )
                     .values(next_attempt_at=until)
@@ -141,7 +156,7 @@ class SlackStore:
             with self.engine.begin() as conn:
                 conn.execute(
                     sa.update(t.outbox)
-                    .where(t.outbox.c.id.in_([i.id for i in items]), t.outbox.c.status == "pending")
+                    .where(t.outbox.c.id.in_([i.id for i in items]), t.outbox.c.status == OutboxStatus.PENDING)
                     .values(next_attempt_at=now)
                 )
 
@@ -149,7 +164,7 @@ class SlackStore:
         with self.engine.connect() as conn:
             return int(
                 conn.execute(
-                    sa.select(sa.func.count()).select_from(t.outbox).where(t.outbox.c.status == "pending")
+                    sa.select(sa.func.count()).select_from(t.outbox).where(t.outbox.c.status == OutboxStatus.PENDING)
                 ).scalar_one()
             )
 
@@ -159,22 +174,22 @@ class SlackStore:
             conn.execute(
                 sa.update(t.outbox)
                 .where(t.outbox.c.id.in_([i.id for i in items]))
-                .values(status="sent", ts=ts, sent_at=now, attempts=t.outbox.c.attempts + 1)
+                .values(status=OutboxStatus.SENT, ts=ts, sent_at=now, attempts=t.outbox.c.attempts + 1)
             )
             item = items[0]
-            if item.kind == "update_parent":
+            if item.kind == OutboxKind.UPDATE_PARENT:
                 # An older update still waiting (say, after a 5xx) must never overwrite this newer one.
                 conn.execute(
                     sa.update(t.outbox)
                     .where(
                         t.outbox.c.intent_id == item.intent_id,
-                        t.outbox.c.kind == "update_parent",
+                        t.outbox.c.kind == OutboxKind.UPDATE_PARENT,
                         t.outbox.c.id < item.id,
-                        t.outbox.c.status == "pending",
+                        t.outbox.c.status == OutboxStatus.PENDING,
                     )
-                    .values(status="superseded")
+                    .values(status=OutboxStatus.SUPERSEDED)
                 )
-            if item.kind == "post_parent" and item.intent_id:
+            if item.kind == OutboxKind.POST_PARENT and item.intent_id:
                 conn.execute(
                     sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == item.intent_id).values(parent_ts=ts)
                 )
@@ -192,16 +207,16 @@ class SlackStore:
             conn.execute(
                 sa.update(t.outbox)
                 .where(t.outbox.c.id == item.id)
-                .values(status="dead", attempts=item.attempts + 1, last_error=redact(error))
+                .values(status=OutboxStatus.DEAD, attempts=item.attempts + 1, last_error=redact(error))
             )
 
     def supersede(self, ids: list[int]) -> None:
         if ids:
             with self.engine.begin() as conn:
-                conn.execute(sa.update(t.outbox).where(t.outbox.c.id.in_(ids)).values(status="superseded"))
+                conn.execute(sa.update(t.outbox).where(t.outbox.c.id.in_(ids)).values(status=OutboxStatus.SUPERSEDED))
 
     def sent(self, channel: str | None = None) -> list[OutboxItem]:
-        q = sa.select(t.outbox).where(t.outbox.c.status == "sent").order_by(t.outbox.c.id)
+        q = sa.select(t.outbox).where(t.outbox.c.status == OutboxStatus.SENT).order_by(t.outbox.c.id)
         if channel:
             q = q.where(t.outbox.c.channel == channel)
         with self.engine.connect() as conn:
@@ -272,7 +287,7 @@ class SlackStore:
                         channel=target,
                         kind=kind,
                         payload=redact(payload),
-                        status="pending",
+                        status=OutboxStatus.PENDING,
                         attempts=0,
                         next_attempt_at=now,
                         created_at=now,

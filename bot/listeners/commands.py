@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 
 from bot.errors import answering, user_message
 from bot.ids import COMMAND
-from bot.surface import Command, SlackSurface
+from bot.surface import Command, CommandKind, SlackSurface
 from workflows.errors import OpsError
 
 
@@ -22,11 +22,11 @@ def register(app: App, surface: SlackSurface) -> None:
             ack(response_type="ephemeral", text=user_message(exc))
             return
         context["ops_command"] = parsed
-        if parsed.kind == "help":
+        if parsed.kind is CommandKind.HELP:
             ack(response_type="ephemeral", text=surface.help_text())
-        elif parsed.kind == "list":
+        elif parsed.kind is CommandKind.LIST:
             ack(response_type="ephemeral", text=surface.list_text())
-        elif parsed.kind == "request":
+        elif parsed.kind is CommandKind.REQUEST:
             ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Running preflight for {parsed.workflow}…")
         else:
             ack()
@@ -41,11 +41,11 @@ def register(app: App, surface: SlackSurface) -> None:
 
 def _run(parsed: Command, command: dict[str, Any], respond: Respond, client: WebClient, surface: SlackSurface) -> None:
     user, channel = command["user_id"], command["channel_id"]
-    if parsed.kind == "status":
+    if parsed.kind is CommandKind.STATUS:
         assert parsed.intent_id
         respond(response_type="ephemeral", text=surface.status(parsed.intent_id).text)
-    elif parsed.kind == "modal":
+    elif parsed.kind is CommandKind.MODAL:
         assert parsed.workflow
         client.views_open(trigger_id=command["trigger_id"], view=surface.request_modal(parsed.workflow, channel))
-    elif parsed.kind == "request":
+    elif parsed.kind is CommandKind.REQUEST:
         respond(response_type="ephemeral", text=surface.request(parsed, user, channel).text)
