@@ -176,8 +176,17 @@ def test_expired_approval_asks_again(tmp_path: Path, sqlite_url: str, aws: str) 
         assert ActionId.APPROVE.value in button_ids(b.parent(intent_id).blocks)
 
 
-def test_concurrent_approvals_execute_once(bench: Bench, aws: str) -> None:
+@pytest.fixture
+def bench_both(tmp_path: Path, db_url: str, aws: str) -> Any:
+    """The served stack on SQLite and on PostgreSQL (where concurrent clicks really overlap)."""
+    create_source(aws)
+    with served(tmp_path, db_url, aws) as b:
+        yield b
+
+
+def test_concurrent_approvals_execute_once(bench_both: Bench, aws: str) -> None:
     """Two approvers clicking at the same moment lead to one approval transition and one execution."""
+    bench = bench_both
     intent_id = plan(bench)
     parent = bench.parent(intent_id)
     barrier = threading.Barrier(2)
