@@ -17,7 +17,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from workflows.errors import AlreadyExists, OutcomeUnknown, PermanentError, TransientError
+from adapters.postgres import PgAdapter, database
+from workflows.config import Environment
+from workflows.errors import AlreadyExists, ConfigError, OutcomeUnknown, PermanentError, TransientError
 from workflows.ports import DbInstance
 from workflows.redaction import redact_text
 
@@ -114,7 +116,8 @@ def _instance(raw: dict[str, Any]) -> DbInstance:
 
 
 class BotoAdapters:
-    """AdapterFactory on boto3; `client_hook` lets tests register botocore event handlers on each client."""
+    """AdapterFactory: AWS through boto3 (`client_hook` lets tests register botocore event handlers on each
+    client) and the configured PostgreSQL databases."""
 
     def __init__(self, endpoint_url: str | None = None, client_hook: ClientHook | None = None) -> None:
         self.endpoint_url = endpoint_url
@@ -135,3 +138,12 @@ class BotoAdapters:
                         self.client_hook(client)
                 self._clients[region] = (pair[0], pair[1])
         return RdsAdapter(*self._clients[region])
+
+    def database(self, env: Environment, name: str) -> PgAdapter:
+        try:
+            ref = env.databases[name]
+        except KeyError:
+            raise ConfigError(
+                f"no database {name!r} in this environment (configured: {', '.join(env.databases) or 'none'})"
+            ) from None
+        return database(ref, name)

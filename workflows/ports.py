@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from workflows.config import Environment
 from workflows.model import (
     Approval,
     AuditEvent,
@@ -133,7 +134,16 @@ class RdsPort(Protocol):
     def delete_instance(self, identifier: str) -> None: ...
 
 
+class DatabasePort(Protocol):
+    """A configured PostgreSQL database; raises the StepError contract, never a driver exception."""
+
+    def fetch_value(self, sql: str, params: tuple[Any, ...] = ()) -> Any: ...
+    def advisory_lock(self, key: str) -> AbstractContextManager[None]: ...
+    def replication_lag_seconds(self) -> float | None: ...
+
+
 class AdapterFactory(Protocol):
     """Builds adapters for an environment; the engine never constructs clients itself."""
 
     def rds(self, region: str) -> RdsPort: ...
+    def database(self, env: Environment, name: str) -> DatabasePort: ...
