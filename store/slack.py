@@ -76,6 +76,27 @@ def _thread(m: Any) -> SlackThread:
     )
 
 
+Message = tuple[str, str | None, str, str, dict[str, Any]]  # key, intent id, channel, kind, payload
+
+
+def _insert_message(conn: sa.Connection, message: Message, now: datetime) -> None:
+    """Queue one message; its key is unique, so queueing it again is an IntegrityError the caller expects."""
+    key, intent_id, channel, kind, payload = message
+    conn.execute(
+        sa.insert(t.outbox).values(
+            dedupe_key=key[:200],
+            intent_id=intent_id,
+            channel=channel,
+            kind=str(kind),
+            payload=redact(payload),
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
 class SlackStore:
     """SQL for the Slack surface; every method is its own short transaction."""
 
@@ -85,7 +106,7 @@ class SlackStore:
     # outbox --------------------------------------------------------------------------------------
     def enqueue(
         self,
-        items: Iterable[tuple[str, str | None, str, str, dict[str, Any]]],
+        items: Iterable[Message],
         now: datetime,
         thread: tuple[str, str] | None = None,
     ) -> int:
@@ -100,22 +121,10 @@ class SlackStore:
                         )
                 except IntegrityError:
                     pass
-            for key, intent_id, channel, kind, payload in items:
+            for message in items:
                 try:
                     with conn.begin_nested():
-                        conn.execute(
-                            sa.insert(t.outbox).values(
-                                dedupe_key=key[:200],
-                                intent_id=intent_id,
-                                channel=channel,
-                                kind=kind,
-                                payload=redact(payload),
-                                status=OutboxStatus.PENDING,
-                                attempts=0,
-                                next_attempt_at=now,
-                                created_at=now,
-                            )
-                        )
+                        _insert_message(conn, message, now)
                     added += 1
                 except IntegrityError:
                     continue
@@ -273,26 +282,13 @@ class SlackStore:
         period: str,
         owner: str,
         now: datetime,
-        message: tuple[str, str | None, str, str, dict[str, Any]],
+        message: Message,
     ) -> bool:
         """Claim the period and queue its message in one transaction: true for exactly one caller, across processes."""
-        key, intent_id, target, kind, payload = message
         try:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(t.digests).values(channel=channel, period=period, owner=owner, created_at=now))
-                conn.execute(
-                    sa.insert(t.outbox).values(
-                        dedupe_key=key[:200],
-                        intent_id=intent_id,
-                        channel=target,
-                        kind=kind,
-                        payload=redact(payload),
-                        status=OutboxStatus.PENDING,
-                        attempts=0,
-                        next_attempt_at=now,
-                        created_at=now,
-                    )
-                )
+                _insert_message(conn, message, now)
         except IntegrityError:
             return False
         return True
