@@ -231,41 +231,41 @@ def test_deny_with_reason_updates_the_plan_message(bench: Bench) -> None:
     assert "change freeze" in str(parent.blocks) and ActionId.APPROVE.value not in button_ids(parent.blocks)
 
 
-def test_failed_step_then_retry_succeeds(tmp_path: Path, sqlite_url: str, aws: str) -> None:
-    """A permanent failure shows the four answers with Retry; clicking Retry runs the step again to success."""
+@pytest.fixture
+def failed(tmp_path: Path, sqlite_url: str, aws: str) -> Any:
+    """A served stack with an approved intent whose create failed permanently: (bench, intent id, verdict message)."""
     create_source(aws)
     script = Script(errors={"create_read_replica": [PermanentError("InsufficientDBInstanceCapacity")]})
-
     with served(tmp_path, sqlite_url, aws, adapters=scripted(script)) as b:
         intent_id = plan(b)
         click(b, intent_id, ActionId.APPROVE, APPROVER)
         b.settle()
         assert b.status(intent_id) is IntentStatus.FAILED
-        verdict = b.replies(intent_id)[-1]
-        assert ActionId.RETRY.value in button_ids(verdict.blocks)
-        assert "InsufficientDBInstanceCapacity" in str(verdict.blocks)
-        ack = b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)
-        assert ack.status == 200
-        wait_until(lambda: b.status(intent_id) is not IntentStatus.FAILED)
-        b.settle()
-        assert b.status(intent_id) is IntentStatus.SUCCEEDED
+        yield b, intent_id, b.replies(intent_id)[-1]
 
 
-def test_outdated_recovery_button_is_refused(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+def test_failed_step_then_retry_succeeds(failed: tuple[Bench, str, Any]) -> None:
+    """A permanent failure shows the four answers with Retry; Retry runs the step again and Slack follows it."""
+    b, intent_id, verdict = failed
+    assert ActionId.RETRY.value in button_ids(verdict.blocks)
+    assert "InsufficientDBInstanceCapacity" in str(verdict.blocks)
+    ack = b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)
+    assert ack.status == 200
+    wait_until(lambda: b.status(intent_id) is not IntentStatus.FAILED)
+    b.settle()
+    assert b.status(intent_id) is IntentStatus.SUCCEEDED
+    assert "succeeded" in str(b.parent(intent_id).blocks).lower(), "the plan message follows the retry"
+    assert "Succeeded" in b.replies(intent_id)[-1].text
+
+
+def test_outdated_recovery_button_is_refused(failed: tuple[Bench, str, Any]) -> None:
     """A recovery button from an older version of the message is refused and does nothing."""
-    create_source(aws)
-    script = Script(errors={"create_read_replica": [PermanentError("boom")]})
-
-    with served(tmp_path, sqlite_url, aws, adapters=scripted(script)) as b:
-        intent_id = plan(b)
-        click(b, intent_id, ActionId.APPROVE, APPROVER)
-        b.settle()
-        verdict = b.replies(intent_id)[-1]
-        b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)
-        b.settle()
-        b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)  # the same, now outdated, message
-        wait_until(lambda: any("out of date" in t for t in b.ephemeral_texts(REQUESTER)))
-        assert [e.kind for e in b.services.ops.show(intent_id).events].count("retry") == 1
+    b, intent_id, verdict = failed
+    b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)
+    b.settle()
+    b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)  # the same, now outdated, message
+    wait_until(lambda: any("out of date" in t for t in b.ephemeral_texts(REQUESTER)))
+    assert [e.kind for e in b.services.ops.show(intent_id).events].count("retry") == 1
 
 
 def test_slack_429_and_5xx_lose_nothing_and_never_duplicate_the_parent(bench: Bench) -> None:
@@ -428,24 +428,17 @@ def test_unexpected_error_shows_a_correlation_id_not_a_trace(tmp_path: Path, sql
         assert b.services.ops.list() == []
 
 
-def test_mark_done_from_slack_needs_a_reason_and_an_approver(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+def test_mark_done_from_slack_needs_a_reason_and_an_approver(failed: tuple[Bench, str, Any]) -> None:
     """Mark done opens a reason form; a requester without the approver role is refused, an approver succeeds."""
-    create_source(aws)
-    script = Script(errors={"create_read_replica": [PermanentError("InsufficientDBInstanceCapacity")]})
-
-    with served(tmp_path, sqlite_url, aws, adapters=scripted(script)) as b:
-        intent_id = plan(b)
-        click(b, intent_id, ActionId.APPROVE, APPROVER)
-        b.settle()
-        verdict = b.replies(intent_id)[-1]
-        for user in (OUTSIDER, APPROVER):
-            b.driver.click(OPS, verdict.ts, ActionId.MARK_DONE.value, user=user)
-            wait_until(lambda u=user: b.fake.views(kind="modal", user=u))
-            view = b.fake.views(kind="modal", user=user)[-1]
-            assert view.payload["callback_id"] == CallbackId.REASON_MODAL.value
-            b.driver.submit_view(view.id, {"reason": {"reason_input": "created by hand in the console"}}, user=user)
-        wait_until(lambda: b.status(intent_id) is IntentStatus.MARKED_DONE)
-        assert any("approver role" in t for t in b.ephemeral_texts(OUTSIDER))
+    b, intent_id, verdict = failed
+    for user in (OUTSIDER, APPROVER):
+        b.driver.click(OPS, verdict.ts, ActionId.MARK_DONE.value, user=user)
+        wait_until(lambda u=user: b.fake.views(kind="modal", user=u))
+        view = b.fake.views(kind="modal", user=user)[-1]
+        assert view.payload["callback_id"] == CallbackId.REASON_MODAL.value
+        b.driver.submit_view(view.id, {"reason": {"reason_input": "created by hand in the console"}}, user=user)
+    wait_until(lambda: b.status(intent_id) is IntentStatus.MARKED_DONE)
+    assert any("approver role" in t for t in b.ephemeral_texts(OUTSIDER))
 
 
 def test_approve_from_the_home_tab_answers_by_dm(bench: Bench) -> None:
