@@ -15,13 +15,14 @@ import structlog
 from bot.blocks.plan import plan_fallback_text, render_plan_message
 from bot.blocks.thread import render_event, render_step, render_verdict
 from store.slack import OutboxKind, SlackStore
-from workflows.model import IntentStatus, StepStatus
+from workflows.model import EventKind, IntentStatus, StepStatus
 from workflows.registry import Registry
 from workflows.service import IntentView, OpsService
 
 log = structlog.get_logger("opsbot.projector")
 
 Entry = tuple[datetime, str, str, list[dict[str, Any]]]
+_SAID_BY_VERDICT = frozenset({EventKind.SUCCEEDED, EventKind.COMPENSATED})
 
 
 def parent_payload(view: IntentView, registry: Registry) -> dict[str, Any]:
@@ -67,11 +68,14 @@ class Projector:
                 entries.append(
                     (at, f"{intent_id}:step:{step.seq}:{step.status.value}:{step.attempts}", *render_step(step))
                 )
+        verdict = shows_verdict(intent.status)
         for event in view.events:
+            if verdict and event.kind in _SAID_BY_VERDICT:
+                continue  # the verdict below says it, with the four answers
             rendered = render_event(event)
             if rendered is not None:
                 entries.append((event.created_at, f"{intent_id}:event:{event.seq}", *rendered))
-        if shows_verdict(intent.status):
+        if verdict:
             entries.append((intent.updated_at, f"{intent_id}:verdict:v{intent.version}", *render_verdict(view)))
         entries.sort(key=lambda e: e[0])
         items = [

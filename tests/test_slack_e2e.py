@@ -77,6 +77,7 @@ def test_happy_path_plans_approves_executes_and_threads_the_story(bench: Bench, 
     assert ActionId.APPROVE.value not in button_ids(parent.blocks)
     thread = " ".join(m.text + str(m.blocks) for m in bench.replies(intent_id))
     assert "create_replica" in thread and "billing-db-r1" in thread
+    assert sum("Succeeded" in m.text for m in bench.replies(intent_id)) == 1, "one verdict, not repeated"
     top_level = [m for m in bench.fake.messages(OPS) if m.thread_ts in (None, m.ts)]
     assert len(top_level) == 1, "exactly one parent message per intent"
     assert (
