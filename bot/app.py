@@ -7,7 +7,6 @@ from typing import Any
 import structlog
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.errors import report
 from bot.listeners import actions, commands, home, views
@@ -16,21 +15,6 @@ from bot.wiring import Services
 from workflows.errors import ConfigError
 
 log = structlog.get_logger("opsbot.slack")
-
-
-def web_client(settings: Settings) -> WebClient:
-    """The Web API client, with the 429 retry handler slack_sdk leaves out by default."""
-    if settings.slack_bot_token is None:
-        raise ConfigError("SLACK_BOT_TOKEN is not set")
-    base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    return WebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=base,
-        timeout=int(settings.slack_timeout_seconds),
-        # Only 429s are retried in the client (Slack did nothing). A lost connection may hide a post that
-        # happened: the outbox retries those itself, after looking for the message first.
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)],
-    )
 
 
 def create_app(settings: Settings, services: Services) -> App:

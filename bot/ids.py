@@ -19,7 +19,6 @@ class ActionId(StrEnum):
     CANCEL = "ops_cancel"
     MARK_DONE = "ops_mark_done"
     COMPENSATE = "ops_compensate"
-    OPEN_THREAD = "ops_open_thread"
 
 
 class CallbackId(StrEnum):

@@ -6,6 +6,7 @@ the messages that are missing, each under a unique key, so a crash or a second p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ import structlog
 from bot.blocks.plan import plan_fallback_text, render_plan_message
 from bot.blocks.thread import render_event, render_step, render_verdict
 from store.slack import OutboxKind, SlackStore
-from workflows.model import EventKind, IntentStatus, StepStatus
+from workflows.model import EventKind, IntentId, IntentStatus, StepRecord, StepStatus
 from workflows.registry import Registry
 from workflows.service import IntentView, OpsService
 
@@ -28,6 +29,11 @@ _SAID_BY_VERDICT = frozenset({EventKind.SUCCEEDED, EventKind.COMPENSATED})
 def parent_payload(view: IntentView, registry: Registry) -> dict[str, Any]:
     spec = registry.get(view.intent.workflow)
     return {"text": plan_fallback_text(view), "blocks": render_plan_message(view, spec.summary, spec.risk)}
+
+
+def step_signature(steps: Iterable[StepRecord]) -> str:
+    """Changes whenever a step starts, finishes or is retried: with the version, what a thread is synced to."""
+    return ",".join(f"{s.seq}:{s.status.value}:{s.attempts}" for s in steps)
 
 
 def shows_verdict(status: IntentStatus) -> bool:
@@ -52,11 +58,14 @@ class Projector:
         thread = self.slack.thread(intent_id)
         if thread is None:
             return 0
+        with self.ops.rt.store.transaction() as tx:  # two reads decide whether anything moved
+            current, steps = tx.get_intent(IntentId(intent_id)), tx.steps(IntentId(intent_id))
+        signature = step_signature(steps)
+        if current is None or (current.version, signature) == (thread.projected_version, thread.projected_steps):
+            return 0
         view = self.ops.show(intent_id)
         intent = view.intent
-        signature = ",".join(f"{s.seq}:{s.status.value}:{s.attempts}" for s in view.steps)
-        if intent.version == thread.projected_version and signature == thread.projected_steps:
-            return 0
+        signature = step_signature(view.steps)  # of what is rendered below
         entries: list[Entry] = []
         for step in view.steps:
             started = replace(step, status=StepStatus.STARTED, external_ids={}, error=None, finished_at=None)

@@ -200,7 +200,7 @@ class SlackSurface:
         return Reply(f":arrows_counterclockwise: `{moved.id}` is now {moved.status.value}.")
 
     def _current(self, value: ButtonValue, check_version: bool) -> Intent:
-        intent = self.ops.show(value.intent_id).intent
+        intent = self.ops.get(value.intent_id)
         if check_version and intent.version != value.version:
             raise InvalidTransition(
                 f"that message is out of date: `{intent.id}` is now {intent.status.value}; "
@@ -229,8 +229,8 @@ class SlackSurface:
         return Reply(text)
 
     def home(self, user: str) -> dict[str, Any]:
-        pending = []
-        for intent in self.ops.list(limit=200):
+        pending, intents = [], self.ops.list(limit=200)
+        for intent in intents:
             if (
                 intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL)
                 or intent.requester == user
@@ -239,5 +239,5 @@ class SlackSurface:
             spec = self.rt.registry.get(intent.workflow)
             if self.rt.config.roles_of(user) & effective_policy(self.rt.config, spec).approve:
                 pending.append(intent)
-        recent = [i for i in self.ops.list(limit=200) if i.requester == user][:10]
+        recent = [i for i in intents if i.requester == user][:10]
         return render_home(user, pending, recent, self.rt.clock.now())

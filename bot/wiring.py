@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
 from adapters.aws import BotoAdapters
@@ -20,6 +21,7 @@ from store.slack import SlackStore
 from store.sql import SqlStore
 from workflows.catalog import build_registry
 from workflows.deps import Runtime
+from workflows.errors import ConfigError
 from workflows.executor import Executor
 from workflows.ports import AdapterFactory, FaultSeam
 from workflows.reconciler import Reconciler
@@ -67,8 +69,6 @@ def build_services(settings: Settings, adapters: AdapterFactory | None = None) -
 
 
 def build_slack(settings: Settings, ops: OpsService, engine: Engine) -> SlackServices:
-    from bot.app import web_client
-
     client = web_client(settings)
     slack_store = SlackStore(engine)
     projector = Projector(ops, slack_store, ops.rt.registry)
@@ -76,3 +76,18 @@ def build_slack(settings: Settings, ops: OpsService, engine: Engine) -> SlackSer
     wake = threading.Event()
     surface = SlackSurface(ops, slack_store, projector, wake.set)
     return SlackServices(client, slack_store, projector, outbox, surface, wake)
+
+
+def web_client(settings: Settings) -> WebClient:
+    """The Web API client, with the 429 retry handler slack_sdk leaves out by default."""
+    if settings.slack_bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN is not set")
+    base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    return WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=base,
+        timeout=int(settings.slack_timeout_seconds),
+        # Only 429s are retried in the client (Slack did nothing). A lost connection may hide a post that
+        # happened: the outbox retries those itself, after looking for the message first.
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)],
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from store import tables as t
+from store.sql import as_utc
 from workflows.redaction import redact
 
 
@@ -52,10 +53,6 @@ class SlackThread:
     settled: bool
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _item(m: Any) -> OutboxItem:
     return OutboxItem(
         m["id"],
@@ -65,8 +62,8 @@ def _item(m: Any) -> OutboxItem:
         m["kind"],
         m["payload"],
         m["attempts"],
-        _utc(m["next_attempt_at"]),
-        _utc(m["created_at"]),
+        as_utc(m["next_attempt_at"]),
+        as_utc(m["created_at"]),
     )
 
 

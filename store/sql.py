@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +37,12 @@ from workflows.redaction import redact
 _AUDIT_LOCK_KEY = 0x0B5B07  # advisory lock that serialises appends to the audit hash chain
 
 
-def _utc(value: datetime | None) -> datetime | None:
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """Timestamps read back as aware UTC, whatever the driver returns (SQLite: naive; PostgreSQL: session zone)."""
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -58,15 +63,15 @@ def _intent(row: sa.Row[Any]) -> Intent:
         version=m["version"],
         mode=Mode(m["mode"]),
         attempts=m["attempts"],
-        created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
-        updated_at=_utc(m["updated_at"]),  # type: ignore[arg-type]
+        created_at=as_utc(m["created_at"]),
+        updated_at=as_utc(m["updated_at"]),
         lease_owner=m["lease_owner"],
         lease_token=m["lease_token"],
-        lease_expires_at=_utc(m["lease_expires_at"]),
-        next_check_at=_utc(m["next_check_at"]),
+        lease_expires_at=as_utc(m["lease_expires_at"]),
+        next_check_at=as_utc(m["next_check_at"]),
         status_reason=m["status_reason"],
         last_error=m["last_error"],
-        started_at=_utc(m["started_at"]),
+        started_at=as_utc(m["started_at"]),
     )
 
 
@@ -79,11 +84,11 @@ def _step(row: sa.Row[Any]) -> StepRecord:
         status=StepStatus(m["status"]),
         idempotency_token=m["idempotency_token"],
         attempts=m["attempts"],
-        started_at=_utc(m["started_at"]),  # type: ignore[arg-type]
+        started_at=as_utc(m["started_at"]),
         external_ids=m["external_ids"] or {},
         output=m["output"] or {},
         error=m["error"],
-        finished_at=_utc(m["finished_at"]),
+        finished_at=as_utc(m["finished_at"]),
     )
 
 
@@ -95,7 +100,7 @@ def _event(row: sa.Row[Any]) -> AuditEvent:
         kind=m["kind"],
         actor=m["actor"],
         data=json.loads(m["data"]),
-        created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
+        created_at=as_utc(m["created_at"]),
         prev_hash=m["prev_hash"],
         hash=m["hash"],
     )
@@ -166,6 +171,10 @@ class _Prepared:
 
 def _lease_params(lease: Lease) -> dict[str, Any]:
     return {"lease_intent": lease.intent_id, "lease_token": lease.token}
+
+
+def _lost(lease: Lease) -> LeaseLost:
+    return LeaseLost(f"lease on intent {lease.intent_id} is no longer held by {lease.owner}")
 
 
 def _step_values(
@@ -330,7 +339,7 @@ class SqlTx:
             .values(lease_expires_at=until, next_check_at=until)
         )
         if result.rowcount != 1:
-            raise LeaseLost(f"lease on intent {lease.intent_id} is no longer held by {lease.owner}")
+            raise _lost(lease)
 
     def count_by_status(self) -> dict[IntentStatus, int]:
         q = sa.select(t.intents.c.status, sa.func.count()).group_by(t.intents.c.status)
@@ -392,8 +401,8 @@ class SqlTx:
                 actor=m["actor"],
                 plan_hash=m["plan_hash"],
                 decision=Decision(m["decision"]),
-                created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
-                expires_at=_utc(m["expires_at"]),  # type: ignore[arg-type]
+                created_at=as_utc(m["created_at"]),
+                expires_at=as_utc(m["expires_at"]),
                 reason=m["reason"],
             )
             for m in (r._mapping for r in self._c.execute(q))
@@ -489,7 +498,7 @@ class SqlStore:
         with self._autocommit() as conn:
             rowcount = self._fenced_start.run(conn, params)
         if rowcount != 1:
-            raise LeaseLost(f"lease on intent {lease.intent_id} is no longer held by {lease.owner}")
+            raise _lost(lease)
 
     def checkpoint_outcome(self, lease: Lease, seq: int, **changes: Any) -> None:
         """Record a step's outcome (or newly known external ids), only while `lease` still holds the intent."""
@@ -507,7 +516,7 @@ class SqlStore:
                     _lease_params(lease),
                 ).rowcount
         if rowcount != 1:
-            raise LeaseLost(f"lease on intent {lease.intent_id} is no longer held by {lease.owner}")
+            raise _lost(lease)
 
     def renew_lease(self, lease: Lease, until: datetime) -> None:
         with self._autocommit() as conn:
@@ -543,7 +552,7 @@ class SqlStore:
                     m["kind"],
                     m["actor"],
                     json.loads(m["data"]),
-                    _utc(m["created_at"]),  # type: ignore[arg-type]
+                    as_utc(m["created_at"]),
                 )
                 if recomputed != m["hash"]:
                     problems.append(f"event {m['seq']}: content does not match its hash (edited?)")

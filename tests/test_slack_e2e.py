@@ -466,3 +466,19 @@ def test_a_lost_answer_to_the_plan_post_never_duplicates_it(tmp_path: Path, sqli
         b.settle()
         assert b.status(intent_id) is IntentStatus.SUCCEEDED
         assert len([m for m in b.fake.messages(OPS) if m.thread_ts in (None, m.ts)]) == 1
+
+
+def test_digest_lists_what_needs_attention_with_links(bench: Bench, aws: str) -> None:
+    """Blocked work and approvals waiting past the threshold are listed, with a link to their thread; fresh ones not."""
+    from datetime import timedelta
+
+    from bot.digest import build_digest
+
+    intent_id = plan(bench)
+    digest = bench.services.runtime.config.digests[0]
+    now = bench.services.runtime.clock.now()
+    fresh = build_digest(bench.services, digest, now)
+    assert fresh.attention == () and fresh.counts[IntentStatus.PENDING_APPROVAL] == 1
+    later = build_digest(bench.services, digest, now + timedelta(minutes=digest.stale_approval_minutes + 1))
+    [item] = later.attention
+    assert item.intent_id == intent_id and item.permalink and item.permalink.startswith("http")

@@ -47,17 +47,6 @@ class KillAtPoint:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-class RaiseAtPoint:
-    """Raise `exc` when the named point is reached (in-process fault tests)."""
-
-    def __init__(self, point: str, exc: BaseException) -> None:
-        self.point, self.exc = point, exc
-
-    def reached(self, point: str) -> None:
-        if point == self.point:
-            raise self.exc
-
-
 def fault_point(step: str, phase: str) -> str:
     """The name of a crash point: `<step>:before_effect`, `<step>:after_effect`, `<step>:after_checkpoint`."""
     return f"{step}:{phase}"

@@ -133,7 +133,7 @@ class OpsService:
 
     # approval ------------------------------------------------------------------------------------
     def approve(self, intent_id: str, actor: str, plan_hash: str | None = None) -> Intent:
-        intent = self._get(intent_id)
+        intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
         if intent.status is IntentStatus.APPROVED or intent.status is IntentStatus.RUNNING:
             raise InvalidTransition(f"intent {intent.id} is already approved ({intent.status.value})")
@@ -188,7 +188,7 @@ class OpsService:
         raise InvalidTransition(f"intent {intent.id} is changing too fast to approve; try again")
 
     def deny(self, intent_id: str, actor: str, reason: str = "") -> Intent:
-        intent = self._get(intent_id)
+        intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
         if intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL):
             raise InvalidTransition(f"intent {intent.id} is {intent.status.value}; it can no longer be denied")
@@ -260,7 +260,7 @@ class OpsService:
 
     # reading -------------------------------------------------------------------------------------
     def show(self, intent_id: str) -> IntentView:
-        intent = self._get(intent_id)
+        intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
         with self.rt.store.transaction() as tx:
             steps, approvals, events = tx.steps(intent.id), tx.approvals(intent.id), tx.events(intent.id)
@@ -278,7 +278,7 @@ class OpsService:
             return tx.list_intents([status] if status else None, limit)
 
     # internals -----------------------------------------------------------------------------------
-    def _get(self, intent_id: str) -> Intent:
+    def get(self, intent_id: str) -> Intent:
         with self.rt.store.transaction() as tx:
             intent = tx.get_intent(IntentId(intent_id))
         if intent is None:
@@ -286,7 +286,7 @@ class OpsService:
         return intent
 
     def _allowed(self, intent_id: str, action: Action) -> Intent:
-        intent = self._get(intent_id)
+        intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
         with self.rt.store.transaction() as tx:
             steps = tx.steps(intent.id)

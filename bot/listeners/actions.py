@@ -47,7 +47,3 @@ def register(app: App, surface: SlackSurface) -> None:
     for action_id in RECOVERY:
         if action_id is not ActionId.MARK_DONE:
             app.action(action_id.value)(ack=ack_click, lazy=[recover])
-
-    @app.action(ActionId.OPEN_THREAD.value)
-    def open_thread(ack: Ack) -> None:
-        ack()  # a link button: Slack opens the URL, we only acknowledge

@@ -21,7 +21,6 @@ def register(app: App, surface: SlackSurface) -> None:
         except OpsError as exc:
             ack(response_type="ephemeral", text=user_message(exc))
             return
-        context["ops_command"] = parsed
         if parsed.kind is CommandKind.HELP:
             ack(response_type="ephemeral", text=surface.help_text())
         elif parsed.kind is CommandKind.LIST:
