@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) -m bot.demo
+	$(PY) -m devstack.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

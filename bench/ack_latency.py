@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.demo import CONFIG, OPS, local_stack
+from devstack.demo import CONFIG, OPS, local_stack
 
 USERS = {f"U0USER{i:04d}": f"user{i}" for i in range(200)}
 

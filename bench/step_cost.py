@@ -13,6 +13,7 @@ import os
 import statistics
 import tempfile
 import time
+import types
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,23 @@ from store.db import make_engine
 from store.migrate import upgrade
 from store.sql import SqlStore
 from workflows.config import parse_config
-from workflows.context import PreflightContext, StepContext
 from workflows.deps import Runtime
 from workflows.executor import Executor
-from workflows.outcomes import Done, Evidence
-from workflows.registry import PlanDraft, Postcondition, Registry, Risk, Step, Workflow, workflow
+from workflows.registry import Registry
+from workflows.sdk import (
+    Done,
+    Evidence,
+    PlanDraft,
+    PreflightContext,
+    Risk,
+    Rollback,
+    StepContext,
+    StepOutcome,
+    Workflow,
+    postcondition,
+    step,
+    workflow,
+)
 from workflows.service import OpsService
 
 CONFIG = {
@@ -42,31 +55,35 @@ class NoopParams(BaseModel):
 
 
 def noop_registry(steps: int) -> Registry:
-    registry = Registry()
+    """A registry holding `bench.noop`: `steps` no-op steps, declared as an author would, built in a loop."""
 
-    class Noop(Workflow):
-        postconditions = (Postcondition("nothing", "a no-op needs no evidence beyond its checkpoints"),)
-
-        def preflight(self, ctx: PreflightContext) -> PlanDraft:
+    def body(ns: dict[str, Any]) -> None:
+        def preflight(self: Any, ctx: PreflightContext[NoopParams]) -> PlanDraft:
             return PlanDraft(targets=("nothing",), mutations=(), observed={})
 
-        def check_nothing(self, ctx: StepContext) -> Evidence:
+        def nothing(self: Any, ctx: StepContext[NoopParams]) -> Evidence:
             return Evidence(True)
 
-    Noop.steps = tuple(Step(f"noop_{i}") for i in range(steps))
-    for i in range(steps):
-        setattr(Noop, f"noop_{i}", lambda self, ctx: Done())
+        ns["preflight"] = preflight
+        ns["nothing"] = postcondition("a no-op needs no evidence beyond its checkpoints")(nothing)
+        for i in range(steps):
+
+            def noop(self: Any, ctx: StepContext[NoopParams]) -> StepOutcome:
+                return Done()
+
+            noop.__name__ = f"noop_{i}"
+            ns[noop.__name__] = step(rollback=Rollback.NONE, idempotent="it does nothing")(noop)
+
+    cls = types.new_class("Noop", (Workflow[NoopParams],), exec_body=body)
     workflow(
-        registry,
         name="bench.noop",
         summary="no-op steps",
-        params=NoopParams,
         request_roles=("r",),
         approve_roles=("a",),
         risk=Risk.LOW,
         blast_radius="none",
-    )(Noop)
-    return registry
+    )(cls)
+    return Registry([cls])
 
 
 def step_cost(url: str, steps: int) -> float:
@@ -75,7 +92,7 @@ def step_cost(url: str, steps: int) -> float:
     rt = Runtime(store=store, registry=noop_registry(steps), config=parse_config(CONFIG), adapters=None)  # type: ignore[arg-type]
     ops = OpsService(rt)
     intent = ops.request("bench.noop", {"run": uuid.uuid4().hex}, "bench", "alice").intent
-    ops.approve(intent.id, "bob")
+    ops.approve(intent.id, "bob", intent.plan_hash)
     executor = Executor(rt, "bench", threads=1)
     [claimed] = executor.claim(1)
     start = time.perf_counter()

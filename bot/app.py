@@ -10,22 +10,17 @@ from slack_sdk import WebClient
 
 from bot.errors import report
 from bot.listeners import actions, commands, home, views
-from bot.settings import Settings
-from bot.wiring import Services
-from workflows.errors import ConfigError
+from bot.services import SlackServices
 
 log = structlog.get_logger("opsbot.slack")
 
 
-def create_app(settings: Settings, services: Services) -> App:
-    if services.slack is None:
-        raise ConfigError("the Slack services were not built (SLACK_BOT_TOKEN missing?)")
-    if settings.slack_signing_secret is None:
-        raise ConfigError("SLACK_SIGNING_SECRET is not set")
-    surface = services.slack.surface
+def create_app(signing_secret: str, slack: SlackServices) -> App:
+    """The Bolt app over the Slack services; requests are checked against `signing_secret`."""
+    surface = slack.surface
     app = App(
-        client=services.slack.client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        client=slack.client,
+        signing_secret=signing_secret,
         # Listeners answer in the request thread (they only parse and touch the store); slow work is lazy.
         process_before_response=True,
         raise_error_for_unhandled_request=False,

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from bot.blocks.digest import AttentionItem, Digest, render_digest
+from bot.services import SlackServices
 from store.slack import OutboxKind
 from workflows.config import DigestConfig
 from workflows.model import IntentStatus
-
-if TYPE_CHECKING:
-    from bot.wiring import Services
 
 log = structlog.get_logger("opsbot.digest")
 
 _WAITING = (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL)
 _ATTENTION = (
+    IntentStatus.WAITING,  # its reason names the intent holding the resource
     IntentStatus.UNKNOWN,
     IntentStatus.BLOCKED,
     IntentStatus.FAILED,
@@ -35,8 +33,8 @@ def period_of(now: datetime, digest: DigestConfig) -> str:
     return now.astimezone(ZoneInfo(digest.timezone)).strftime("%Y-%m-%dT%H:%M")
 
 
-def build_digest(svc: Services, digest: DigestConfig, now: datetime) -> Digest:
-    rt = svc.runtime
+def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Digest:
+    rt = svc.ops.rt
     with rt.store.transaction() as tx:
         counts = tx.count_by_status()
         candidates = tx.list_intents(_ATTENTION, limit=500)
@@ -59,26 +57,24 @@ def build_digest(svc: Services, digest: DigestConfig, now: datetime) -> Digest:
     return Digest(channel=digest.channel, period=period_of(now, digest), counts=dict(counts), attention=attention)
 
 
-def _permalinks(svc: Services, intent_ids: list[str]) -> dict[str, str]:
-    assert svc.slack is not None
+def _permalinks(svc: SlackServices, intent_ids: list[str]) -> dict[str, str]:
     links = {}
-    for intent_id, thread in svc.slack.store.threads(intent_ids).items():
+    for intent_id, thread in svc.store.threads(intent_ids).items():
         if thread.parent_ts:
             try:
                 links[intent_id] = str(
-                    svc.slack.client.chat_getPermalink(channel=thread.channel, message_ts=thread.parent_ts)["permalink"]
+                    svc.client.chat_getPermalink(channel=thread.channel, message_ts=thread.parent_ts)["permalink"]
                 )
             except Exception as exc:  # a missing link must not stop the digest
                 log.warning("permalink_failed", intent_id=intent_id, error=str(exc))
     return links
 
 
-def post_digest(svc: Services, digest: DigestConfig, now: datetime | None = None) -> bool:
+def post_digest(svc: SlackServices, digest: DigestConfig, now: datetime | None = None) -> bool:
     """Queue this period's digest unless another process already did; True when this call queued it."""
-    assert svc.slack is not None
-    now = now or svc.runtime.clock.now()
+    now = now or svc.ops.rt.clock.now()
     period = period_of(now, digest)
-    if svc.slack.store.digest_claimed(digest.channel, period):
+    if svc.store.digest_claimed(digest.channel, period):
         return False
     text, blocks = render_digest(build_digest(svc, digest, now))
     message = (
@@ -88,8 +84,8 @@ def post_digest(svc: Services, digest: DigestConfig, now: datetime | None = None
         OutboxKind.POST,
         {"text": text, "blocks": blocks},
     )
-    if not svc.slack.store.claim_digest(digest.channel, period, svc.executor.owner, now, message):
+    if not svc.store.claim_digest(digest.channel, period, svc.owner, now, message):
         return False
-    svc.slack.wake.set()
+    svc.wake.set()
     log.info("digest_queued", channel=digest.channel, period=period)
     return True

@@ -54,7 +54,7 @@ class ButtonValue(_Compact):
     """What every opsbot button carries: the intent, the plan hash it was shown, and the intent version."""
 
     intent_id: str = Field(alias="i", max_length=40)
-    plan_hash: str = Field(alias="h", max_length=64)
+    plan_hash: str = Field(alias="h", pattern=r"^[0-9a-f]{64}$")  # the whole hash: a prefix approves nothing
     version: int = Field(alias="v", ge=1)
 
 

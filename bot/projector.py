@@ -37,7 +37,7 @@ def step_signature(steps: Iterable[StepRecord]) -> str:
 
 
 def shows_verdict(status: IntentStatus) -> bool:
-    return status.terminal or status.needs_attention
+    return status.terminal or status.needs_human
 
 
 class Projector:

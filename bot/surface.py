@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -9,16 +10,17 @@ from typing import Any
 
 from bot.blocks.home import render_home
 from bot.blocks.modals import render_reason_modal, render_request_modal
+from bot.blocks.status import render_status
 from bot.commands import parse_request
-from bot.ids import COMMAND, ActionId, ButtonValue, CallbackId, ModalMeta
+from bot.ids import COMMAND, ActionId, ButtonValue, CallbackId, ModalMeta, button_value
 from bot.projector import Projector, parent_payload
 from store.slack import OutboxKind, SlackStore
-from workflows.errors import InvalidInput, InvalidTransition
-from workflows.guidance import Action
+from workflows.authorization import rule
+from workflows.errors import InvalidInput, InvalidTransition, PermissionDenied
 from workflows.model import Intent, IntentStatus
 from workflows.planning import parse_params
-from workflows.policy import effective_policy
 from workflows.service import OpsService
+from workflows.states import Action
 
 RECOVERY: dict[ActionId, Action] = {
     ActionId.RETRY: Action.RETRY,
@@ -105,10 +107,13 @@ class SlackSurface:
             for name, field in spec.params.model_fields.items():
                 optional = "" if field.is_required() else f" (default {field.default})"
                 fields.append(f"`{name}`{optional}")
-            policy = effective_policy(self.rt.config, spec)
+            approvers = []
+            for env in sorted(self.rt.config.environments):
+                r = rule(self.rt.config, spec, env, Action.APPROVE)
+                approvers.append(f"{env}: {r.people} from {', '.join(sorted(r.roles)) or 'nobody'}")
             lines.append(
                 f"*{spec.name}* — {spec.summary}\n    inputs: {', '.join(fields)}; risk {spec.risk.value}; "
-                f"{policy.approvals} approver(s) from {', '.join(sorted(policy.approve))}"
+                f"approvers {'; '.join(approvers)}"
             )
         return "\n".join(lines) or "no workflows are registered"
 
@@ -162,9 +167,14 @@ class SlackSurface:
             f":white_check_mark: Your approval of `{intent.id}` is recorded; {needed} distinct approvers are needed."
         )
 
-    def reason_modal(self, action: ActionId, value: ButtonValue, channel: str) -> dict[str, Any]:
-        """Deny (optional reason) and Mark done (required reason) ask for a reason first."""
-        self._current(value, check_version=action is not ActionId.DENY)
+    def reason_modal(self, action: ActionId, value: ButtonValue, channel: str, user: str) -> dict[str, Any]:
+        """Deny (optional reason) and Mark done (required reason) ask for a reason first, of those who may."""
+        intent = self._current(value, check_version=action is not ActionId.DENY)
+        wanted = Action.DENY if action is ActionId.DENY else Action.MARK_DONE
+        if not self.ops.may(intent, wanted, user):
+            raise PermissionDenied(
+                f"you may not {wanted.value} `{intent.id}` ({intent.workflow} in {intent.environment})"
+            )
         meta = ModalMeta(
             action=action.value,
             channel=channel,
@@ -177,8 +187,9 @@ class SlackSurface:
         return render_reason_modal(title, meta, required=action is ActionId.MARK_DONE, callback_id=callback)
 
     def submit_reason(self, meta: ModalMeta, reason: str, user: str) -> Reply:
-        assert meta.intent_id is not None
-        value = ButtonValue(intent_id=meta.intent_id, plan_hash=meta.plan_hash or "", version=meta.version or 1)
+        if meta.intent_id is None or meta.plan_hash is None or meta.version is None:
+            raise InvalidInput("this form is not one opsbot recognises (was it edited?)")
+        value = button_value(json.dumps({"i": meta.intent_id, "h": meta.plan_hash, "v": meta.version}))
         if meta.action == ActionId.DENY.value:
             intent = self.ops.deny(value.intent_id, user, reason)
             self._refresh(intent.id)
@@ -197,7 +208,12 @@ class SlackSurface:
         }[RECOVERY[action]]
         moved = method(intent.id, user, why)
         self._refresh(moved.id)
-        return Reply(f":arrows_counterclockwise: `{moved.id}` is now {moved.status.value}.")
+        if moved.version == intent.version:
+            return Reply(
+                f":ballot_box_with_check: Your agreement to {RECOVERY[action].value} `{moved.id}` is recorded; "
+                "the policy needs more people to agree before it happens."
+            )
+        return Reply(f":arrows_counterclockwise: `{moved.id}` is now {moved.status.value}: {moved.status_reason or ''}")
 
     def _current(self, value: ButtonValue, check_version: bool) -> Intent:
         intent = self.ops.get(value.intent_id)
@@ -213,20 +229,11 @@ class SlackSurface:
         self.wake()
 
     # reading -------------------------------------------------------------------------------------
-    def status(self, intent_id: str) -> Reply:
-        view = self.ops.show(intent_id)
-        g = view.guidance
-        text = "\n".join(
-            [
-                f"*{view.intent.workflow}* `{view.intent.id}` — *{view.intent.status.value}* "
-                f"{view.intent.status_reason or ''}",
-                f"*Requested:* {g.requested}",
-                "*Changed:* " + "; ".join(g.changed),
-                "*Uncertain:* " + "; ".join(g.uncertain),
-                "*You can now:* " + (", ".join(a.value for a in g.action_names) or "nothing, this is final"),
-            ]
-        )
-        return Reply(text)
+    def status(self, intent_id: str, user: str) -> Reply:
+        """The four answers, for someone who may see this intent; every stored text escaped."""
+        view = self.ops.show(intent_id, viewer=user)
+        yours = tuple(a for a in view.guidance.action_names if self.ops.may(view.intent, a, user))
+        return Reply(render_status(view, yours))
 
     def home(self, user: str) -> dict[str, Any]:
         pending, intents = [], self.ops.list(limit=200)
@@ -236,8 +243,7 @@ class SlackSurface:
                 or intent.requester == user
             ):
                 continue
-            spec = self.rt.registry.get(intent.workflow)
-            if self.rt.config.roles_of(user) & effective_policy(self.rt.config, spec).approve:
+            if self.ops.may(intent, Action.APPROVE, user):
                 pending.append(intent)
         recent = [i for i in intents if i.requester == user][:10]
         return render_home(user, pending, recent, self.rt.clock.now())

@@ -6,10 +6,13 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any, overload
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -26,13 +29,16 @@ from workflows.model import (
     IntentId,
     IntentStatus,
     Lease,
+    LockHolder,
     Mode,
+    Move,
     NewIntent,
     StepRecord,
     StepStatus,
 )
 from workflows.plan import canonical_json
 from workflows.redaction import redact
+from workflows.states import check_transition
 
 _AUDIT_LOCK_KEY = 0x0B5B07  # advisory lock that serialises appends to the audit hash chain
 
@@ -72,7 +78,11 @@ def _intent(row: sa.Row[Any]) -> Intent:
         status_reason=m["status_reason"],
         last_error=m["last_error"],
         started_at=as_utc(m["started_at"]),
+        reauthorize=bool(m["reauthorize"]),
     )
+
+
+_INTENT_FIELDS = frozenset(f.name for f in fields(Intent))
 
 
 def _step(row: sa.Row[Any]) -> StepRecord:
@@ -248,14 +258,43 @@ class SqlTx:
             q = q.where(t.intents.c.status.in_([s.value for s in statuses]))
         return [_intent(r) for r in self._c.execute(q)]
 
-    def update_intent(self, intent: Intent, **changes: Any) -> Intent:
-        return self._cas(intent, changes)
+    def move(self, intent: Intent, move: Move, now: datetime) -> Intent:
+        """The one way an intent's status changes: checked against the state table, compare-and-set on version."""
+        return self._move(intent, move, now)
 
-    def _cas(self, intent: Intent, changes: dict[str, Any], *conditions: sa.ColumnElement[bool]) -> Intent:
-        values = {k: (v.value if isinstance(v, IntentStatus | Mode) else v) for k, v in changes.items()}
-        for text in ("status_reason", "last_error"):
-            if values.get(text):
-                values[text] = redact(values[text])  # operators paste things into reasons
+    def take_over(self, intent: Intent, move: Move, now: datetime) -> Intent:
+        """`move`, only if the intent's lease is unchanged and expired at `now` (its executor died)."""
+        # On PostgreSQL a concurrent heartbeat makes this UPDATE wait and then re-check these conditions.
+        return self._move(
+            intent, move, now, t.intents.c.lease_token == intent.lease_token, t.intents.c.lease_expires_at <= now
+        )
+
+    def _move(self, intent: Intent, move: Move, now: datetime, *conditions: sa.ColumnElement[bool]) -> Intent:
+        check_transition(intent.status, move.to)
+        reason = redact(move.reason)  # operators paste things into reasons
+        values: dict[str, Any] = {
+            "status": move.to.value,
+            "status_reason": reason,
+            "next_check_at": move.next_check_at,
+            "updated_at": now,
+        }
+        if move.to is not IntentStatus.RUNNING:
+            values.update(lease_owner=None, lease_token=None, lease_expires_at=None)
+        if move.to.needs_human or move.to is IntentStatus.RETRYABLE:
+            values["last_error"] = reason
+        if move.mode is not None:
+            values["mode"] = move.mode.value
+        if move.new_plan is not None:
+            values.update(plan=move.new_plan.plan, plan_hash=move.new_plan.hash)
+        if move.count_attempt:
+            values["attempts"] = intent.attempts + 1
+        if move.fresh_budget:
+            values.update(attempts=0, started_at=None)
+        if move.reauthorize is not None:
+            values["reauthorize"] = move.reauthorize
+        return self._cas(intent, values, *conditions)
+
+    def _cas(self, intent: Intent, values: dict[str, Any], *conditions: sa.ColumnElement[bool]) -> Intent:
         result = self._c.execute(
             sa.update(t.intents)
             .where(t.intents.c.id == intent.id, t.intents.c.version == intent.version, *conditions)
@@ -263,8 +302,12 @@ class SqlTx:
         )
         if result.rowcount != 1:
             raise ConcurrentModification(f"intent {intent.id} moved since version {intent.version}")
-        shown = {k: values[k] if k in ("status_reason", "last_error") else v for k, v in changes.items()}
-        return intent.evolve(version=intent.version + 1, **shown)
+        changed = {k: v for k, v in values.items() if k in _INTENT_FIELDS}
+        if "status" in changed:
+            changed["status"] = IntentStatus(changed["status"])
+        if "mode" in changed:
+            changed["mode"] = Mode(changed["mode"])
+        return replace(intent, version=intent.version + 1, **changed)
 
     def retire_idempotency_key(self, intent: Intent) -> None:
         self._c.execute(
@@ -282,16 +325,8 @@ class SqlTx:
         if result.rowcount != 1:
             raise ConcurrentModification(f"intent {intent.id} moved since version {intent.version}")
 
-    def take_over(self, intent: Intent, now: datetime, **changes: Any) -> Intent:
-        # On PostgreSQL a concurrent heartbeat makes this UPDATE wait and then re-check these conditions.
-        return self._cas(
-            intent,
-            changes,
-            t.intents.c.lease_token == intent.lease_token,
-            t.intents.c.lease_expires_at <= now,
-        )
-
-    def claim_runnable(self, owner: str, token: str, now: datetime, until: datetime, limit: int) -> list[Intent]:
+    def runnable(self, now: datetime, limit: int) -> list[Intent]:
+        """Approved intents that are due, locked for this transaction (skipping rows another claimer holds)."""
         q = (
             sa.select(t.intents)
             .where(t.intents.c.status == IntentStatus.APPROVED.value)
@@ -300,24 +335,130 @@ class SqlTx:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        claimed = []
-        for intent in [_intent(r) for r in self._c.execute(q)]:
-            try:
-                claimed.append(
-                    self.update_intent(
-                        intent,
-                        status=IntentStatus.RUNNING,
-                        lease_owner=owner,
-                        lease_token=token,
-                        lease_expires_at=until,
-                        next_check_at=until,
-                        updated_at=now,
-                        started_at=intent.started_at or now,
-                    )
-                )
-            except ConcurrentModification:
-                continue
-        return claimed
+        return [_intent(r) for r in self._c.execute(q)]
+
+    def start_run(self, intent: Intent, lease: Lease, now: datetime) -> Intent:
+        """APPROVED -> RUNNING under `lease`; the budget clock starts at the first run."""
+        check_transition(intent.status, IntentStatus.RUNNING)
+        return self._cas(
+            intent,
+            {
+                "status": IntentStatus.RUNNING.value,
+                "lease_owner": lease.owner,
+                "lease_token": lease.token,
+                "lease_expires_at": lease.expires_at,
+                "next_check_at": lease.expires_at,
+                "updated_at": now,
+                "started_at": intent.started_at or now,
+            },
+        )
+
+    def clear_reauthorize(self, lease: Lease) -> None:
+        """The run passed its approval gate; a crash from here on continues under that approval."""
+        result = self._c.execute(
+            sa.update(t.intents)
+            .where(t.intents.c.id == lease.intent_id, t.intents.c.lease_token == lease.token)
+            .values(reauthorize=False)
+        )
+        if result.rowcount != 1:
+            raise _lost(lease)
+
+    # resource locks ------------------------------------------------------------------------------
+    def acquire_locks(self, intent_id: IntentId, resources: Iterable[str], now: datetime) -> LockHolder | None:
+        """All of `resources` for `intent_id`, or none: then the holder in the way is returned instead.
+
+        Taken in sorted order inside a savepoint, stopping at the first conflict, so two claimers never deadlock.
+        """
+        with self._c.begin_nested() as savepoint:
+            for resource in sorted(set(resources)):
+                inserted = self._c.execute(
+                    self._insert(t.resource_locks)
+                    .values(resource=resource, intent_id=intent_id, acquired_at=now)
+                    .on_conflict_do_nothing(index_elements=["resource"])
+                ).rowcount
+                if inserted == 1:
+                    continue
+                holders = self.lock_holders([resource])
+                if holders and holders[0].intent_id == intent_id:
+                    continue  # ours already: a resumed run
+                savepoint.rollback()
+                if holders:
+                    return holders[0]
+                return LockHolder(resource, IntentId("?"), "?", "?", IntentStatus.RUNNING)  # released meanwhile
+        self._c.execute(sa.delete(t.resource_waits).where(t.resource_waits.c.intent_id == intent_id))
+        return None
+
+    def wait_for(self, intent_id: IntentId, resources: Iterable[str], now: datetime) -> None:
+        for resource in sorted(set(resources)):
+            self._c.execute(
+                self._insert(t.resource_waits)
+                .values(resource=resource, intent_id=intent_id, since=now)
+                .on_conflict_do_nothing(index_elements=["resource", "intent_id"])
+            )
+
+    def release_locks(self, intent_id: IntentId) -> list[IntentId]:
+        """Free what `intent_id` holds or waits for; returns the intents that were waiting for what it held."""
+        mine = t.resource_locks.c.intent_id == intent_id
+        held = [r for (r,) in self._c.execute(sa.select(t.resource_locks.c.resource).where(mine))]
+        self._c.execute(sa.delete(t.resource_locks).where(mine))
+        self._c.execute(sa.delete(t.resource_waits).where(t.resource_waits.c.intent_id == intent_id))
+        if not held:
+            return []
+        q = (
+            sa.select(t.resource_waits.c.intent_id)
+            .where(t.resource_waits.c.resource.in_(held))
+            .group_by(t.resource_waits.c.intent_id)
+            .order_by(sa.func.min(t.resource_waits.c.since))
+        )
+        return [IntentId(i) for (i,) in self._c.execute(q)]
+
+    def lock_holders(self, resources: Iterable[str]) -> list[LockHolder]:
+        return self._lock_rows(t.resource_locks, resources)
+
+    def lock_waiters(self, resources: Iterable[str]) -> list[LockHolder]:
+        return self._lock_rows(t.resource_waits, resources)
+
+    def _lock_rows(self, table: sa.Table, resources: Iterable[str]) -> list[LockHolder]:
+        wanted = sorted(set(resources))
+        if not wanted:
+            return []
+        i = t.intents.c
+        q = (
+            sa.select(table.c.resource, i.id, i.workflow, i.requester, i.status)
+            .join(t.intents, i.id == table.c.intent_id)
+            .where(table.c.resource.in_(wanted))
+            .order_by(table.c.resource, i.created_at)
+        )
+        return [
+            LockHolder(resource, IntentId(iid), wf, who, IntentStatus(st))
+            for resource, iid, wf, who, st in self._c.execute(q)
+        ]
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (pg_insert if self._pg else sqlite_insert)(table)
+
+    # agreements ----------------------------------------------------------------------------------
+    def agree(self, intent: Intent, action: str, actor: str, reason: str, now: datetime) -> list[str]:
+        """Record `actor`'s agreement to `action` on this version of the intent; returns everyone agreeing so far."""
+        self._c.execute(
+            self._insert(t.agreements)
+            .values(
+                intent_id=intent.id,
+                action=action,
+                intent_version=intent.version,
+                actor=actor,
+                reason=redact(reason) or None,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["intent_id", "action", "intent_version", "actor"])
+        )
+        a = t.agreements.c
+        q = (
+            sa.select(a.actor)
+            .where(a.intent_id == intent.id, a.action == action, a.intent_version == intent.version)
+            .order_by(a.created_at, a.actor)
+        )
+        return [actor for (actor,) in self._c.execute(q)]
 
     def due_for_reconcile(self, now: datetime, limit: int) -> list[Intent]:
         q = (
@@ -376,22 +517,24 @@ class SqlTx:
 
     # approvals ---------------------------------------------------------------------------------
     def add_approval(self, approval: Approval) -> None:
-        """Record a decision; a repeat of the same decision on the same plan is a no-op."""
-        try:
-            with self._c.begin_nested():
-                self._c.execute(
-                    sa.insert(t.approvals).values(
-                        intent_id=approval.intent_id,
-                        actor=approval.actor,
-                        plan_hash=approval.plan_hash,
-                        decision=approval.decision.value,
-                        reason=redact(approval.reason) if approval.reason else None,
-                        created_at=approval.created_at,
-                        expires_at=approval.expires_at,
-                    )
-                )
-        except IntegrityError:
-            return
+        """Record a decision; the same decision on the same plan again refreshes it (a re-approval after expiry)."""
+        values = {
+            "intent_id": approval.intent_id,
+            "actor": approval.actor,
+            "plan_hash": approval.plan_hash,
+            "decision": approval.decision.value,
+            "reason": redact(approval.reason) if approval.reason else None,
+            "created_at": approval.created_at,
+            "expires_at": approval.expires_at,
+        }
+        self._c.execute(
+            self._insert(t.approvals)
+            .values(values)
+            .on_conflict_do_update(
+                index_elements=["intent_id", "actor", "plan_hash", "decision"],
+                set_={"created_at": approval.created_at, "expires_at": approval.expires_at, "reason": values["reason"]},
+            )
+        )
 
     def approvals(self, intent_id: IntentId) -> list[Approval]:
         q = sa.select(t.approvals).where(t.approvals.c.intent_id == intent_id).order_by(t.approvals.c.id)

@@ -49,6 +49,8 @@ class IntentRow(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     started_at: datetime | None = _ts(nullable=True)
+    # Set when an operator sends the intent back to execution: the next run needs an unexpired approval.
+    reauthorize: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
 
 
 class StepRow(SQLModel, table=True):
@@ -94,10 +96,46 @@ class AuditRow(SQLModel, table=True):
     hash: str = Field(max_length=64, unique=True)
 
 
+class ResourceLockRow(SQLModel, table=True):
+    """A resource (`rds:billing-db`) held by one intent from its first run until it is over."""
+
+    __tablename__ = "resource_locks"
+
+    resource: str = Field(primary_key=True, max_length=200)
+    intent_id: str = Field(foreign_key="intents.id", index=True, max_length=40)
+    acquired_at: datetime = _ts()
+
+
+class ResourceWaitRow(SQLModel, table=True):
+    """An approved intent waiting for a resource another intent holds."""
+
+    __tablename__ = "resource_waits"
+
+    resource: str = Field(primary_key=True, max_length=200)
+    intent_id: str = Field(primary_key=True, foreign_key="intents.id", index=True, max_length=40)
+    since: datetime = _ts()
+
+
+class AgreementRow(SQLModel, table=True):
+    """One person's agreement to an operator action that needs several people (mark done by two approvers)."""
+
+    __tablename__ = "agreements"
+
+    intent_id: str = Field(primary_key=True, foreign_key="intents.id", max_length=40)
+    action: str = Field(primary_key=True, max_length=32)
+    intent_version: int = Field(primary_key=True)
+    actor: str = Field(primary_key=True, max_length=100)
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime = _ts()
+
+
 intents = IntentRow.__table__  # type: ignore[attr-defined]
 steps = StepRow.__table__  # type: ignore[attr-defined]
 approvals = ApprovalRow.__table__  # type: ignore[attr-defined]
 audit = AuditRow.__table__  # type: ignore[attr-defined]
+resource_locks = ResourceLockRow.__table__  # type: ignore[attr-defined]
+resource_waits = ResourceWaitRow.__table__  # type: ignore[attr-defined]
+agreements = AgreementRow.__table__  # type: ignore[attr-defined]
 
 
 class OutboxRow(SQLModel, table=True):

@@ -27,11 +27,14 @@ from store.tables import metadata
 from workflows.catalog import build_registry
 from workflows.config import parse_config
 from workflows.deps import Runtime
+from workflows.model import Intent
 from workflows.runtime import FrozenClock
+from workflows.service import OpsService
 
-CONFIG = {
+ROLES: dict[str, list[str]] = {"dba": ["alice", "bob", "carol"], "dba-lead": ["bob", "erin"]}
+CONFIG: dict[str, Any] = {
     "environments": {"prod": {"aws_region": "us-east-1", "databases": {"billing": {"dsn_env": "BILLING_DSN"}}}},
-    "roles": {"dba": ["alice", "bob", "carol"], "dba-lead": ["bob", "erin"]},
+    "roles": ROLES,
     "policies": {"rds.create-replica": {"request": ["dba"], "approve": ["dba-lead"], "approvals": 1}},
 }
 
@@ -221,3 +224,8 @@ def runtime(store: SqlStore, aws: str, clock: FrozenClock, config: Any) -> Runti
         clock=clock,
         lease_seconds=30,
     )
+
+
+def approve_current(ops: OpsService, intent_id: str, actor: str) -> Intent:
+    """Approve whatever plan the intent has now (the test's approver has just reviewed it)."""
+    return ops.approve(intent_id, actor, ops.get(intent_id).plan_hash)

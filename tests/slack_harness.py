@@ -12,18 +12,18 @@ from typing import Any
 
 import yaml
 
-from bot.app import create_app
-from bot.fakeslack import FakeSlack, Message, SlackDriver
-from bot.server import make_server
-from bot.settings import Settings
-from bot.wiring import Services, build_services
+from fakeslack import FakeSlack, Message, SlackDriver
+from opsbot.server import make_server
+from opsbot.settings import Settings
+from opsbot.wiring import Services, build_services, slack_app
 from workflows.model import IntentStatus
 
 TOKEN = "xoxb-test-0123456789-opsbot"
 SECRET = "test-signing-secret-4f1c"
 OPS, INCIDENT, DIGEST = "C0OPS0001", "C0INCIDENT", "C0DIGEST"
 REQUESTER, APPROVER, APPROVER2, OUTSIDER = "U0REQUESTER", "U0APPROVER", "U0APPROVER2", "U0OUTSIDER"
-USERS = {REQUESTER: "rita", APPROVER: "adam", APPROVER2: "ava", OUTSIDER: "otto"}
+GUEST = "U0GUEST01"  # a member of the channel who holds no role at all
+USERS = {REQUESTER: "rita", APPROVER: "adam", APPROVER2: "ava", OUTSIDER: "otto", GUEST: "gus"}
 CHANNELS = {OPS: "ops", INCIDENT: "incident", DIGEST: "ops-digest"}
 
 SLACK_CONFIG: dict[str, Any] = {
@@ -112,7 +112,7 @@ def served(
             **(settings_overrides or {}),
         )
         services = build_services(settings, adapters(settings) if adapters else None)
-        app = create_app(settings, services)
+        app = slack_app(settings, services)
         server = make_server(app, services.store, "127.0.0.1", 0, threads=8)
         closing = threading.Event()
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.conftest import CONFIG, create_source
+from tests.conftest import CONFIG, ROLES, approve_current, create_source
 from tests.fakes import Script, ScriptedAdapters
 from workflows.config import parse_config
 from workflows.deps import Runtime
@@ -32,7 +32,7 @@ def test_self_approval_is_refused_and_audited(runtime: Runtime, aws: str) -> Non
     create_source(aws)
     intent_id = pending(runtime)
     with pytest.raises(PermissionDenied, match="your own request"):
-        OpsService(runtime).approve(intent_id, "bob")
+        approve_current(OpsService(runtime), intent_id, "bob")
     assert ("approval_refused", "bob") in events(runtime, intent_id)
     assert OpsService(runtime).show(intent_id).intent.status is IntentStatus.PENDING_APPROVAL
 
@@ -42,7 +42,7 @@ def test_approval_without_the_role_is_refused_and_audited(runtime: Runtime, aws:
     create_source(aws)
     intent_id = pending(runtime)
     with pytest.raises(PermissionDenied, match="dba-lead"):
-        OpsService(runtime).approve(intent_id, "carol")
+        approve_current(OpsService(runtime), intent_id, "carol")
     assert ("approval_refused", "carol") in events(runtime, intent_id)
     assert OpsService(runtime).show(intent_id).intent.status is IntentStatus.PENDING_APPROVAL
 
@@ -52,16 +52,16 @@ def test_approval_of_a_stale_plan_hash_is_refused(runtime: Runtime, aws: str) ->
     create_source(aws)
     intent_id = pending(runtime)
     with pytest.raises(StalePlan):
-        OpsService(runtime).approve(intent_id, "erin", plan_hash="deadbeef")
+        OpsService(runtime).approve(intent_id, "erin", plan_hash="deadbeefdeadbeef")
 
 
 def test_double_approval_is_harmless(runtime: Runtime, aws: str) -> None:
     """A second click by the same approver changes nothing and says it is already approved."""
     create_source(aws)
     intent_id = pending(runtime)
-    OpsService(runtime).approve(intent_id, "erin")
+    approve_current(OpsService(runtime), intent_id, "erin")
     with pytest.raises(InvalidTransition, match="already approved"):
-        OpsService(runtime).approve(intent_id, "erin")
+        approve_current(OpsService(runtime), intent_id, "erin")
 
 
 def test_two_approvers_at_once_give_one_execution(runtime: Runtime, aws: str, config: object) -> None:
@@ -70,7 +70,7 @@ def test_two_approvers_at_once_give_one_execution(runtime: Runtime, aws: str, co
     rt = Runtime(
         **{
             **runtime.__dict__,
-            "config": parse_config({**CONFIG, "roles": {**CONFIG["roles"], "dba-lead": ["erin", "frank"]}}),
+            "config": parse_config({**CONFIG, "roles": {**ROLES, "dba-lead": ["erin", "frank"]}}),
         }
     )
     intent_id = OpsService(rt).request("rds.create-replica", dict(PARAMS), "prod", "alice").intent.id
@@ -80,7 +80,7 @@ def test_two_approvers_at_once_give_one_execution(runtime: Runtime, aws: str, co
     def click(who: str) -> None:
         barrier.wait()
         try:
-            OpsService(rt).approve(intent_id, who)
+            approve_current(OpsService(rt), intent_id, who)
         except InvalidTransition as exc:
             errors.append(exc)
 
@@ -100,9 +100,9 @@ def test_two_distinct_approvers_required_when_policy_says_so(runtime: Runtime, a
     cfg = {**CONFIG, "policies": {"rds.create-replica": {"request": ["dba"], "approve": ["dba-lead"], "approvals": 2}}}
     rt = Runtime(**{**runtime.__dict__, "config": parse_config(cfg)})
     intent_id = OpsService(rt).request("rds.create-replica", dict(PARAMS), "prod", "alice").intent.id
-    assert OpsService(rt).approve(intent_id, "bob").status is IntentStatus.PENDING_APPROVAL
+    assert approve_current(OpsService(rt), intent_id, "bob").status is IntentStatus.PENDING_APPROVAL
     assert Executor(rt, "x").run_once() == []
-    assert OpsService(rt).approve(intent_id, "erin").status is IntentStatus.APPROVED
+    assert approve_current(OpsService(rt), intent_id, "erin").status is IntentStatus.APPROVED
 
 
 def test_deny_stops_the_intent_with_its_reason(runtime: Runtime, aws: str) -> None:
@@ -113,7 +113,7 @@ def test_deny_stops_the_intent_with_its_reason(runtime: Runtime, aws: str) -> No
     assert denied.status is IntentStatus.DENIED and "freeze" in (denied.status_reason or "")
     assert Executor(runtime, "x").run_once() == []
     with pytest.raises(InvalidTransition):
-        OpsService(runtime).approve(intent_id, "erin")
+        approve_current(OpsService(runtime), intent_id, "erin")
 
 
 def test_mark_done_needs_an_approver_and_a_reason(runtime: Runtime, aws: str) -> None:
@@ -122,7 +122,7 @@ def test_mark_done_needs_an_approver_and_a_reason(runtime: Runtime, aws: str) ->
     script = Script(errors={"create_read_replica": [PermanentError("InsufficientDBInstanceCapacity")]})
     rt = Runtime(**{**runtime.__dict__, "adapters": ScriptedAdapters(runtime.adapters, script)})
     intent_id = pending(rt)
-    OpsService(rt).approve(intent_id, "erin")
+    approve_current(OpsService(rt), intent_id, "erin")
     [failed] = Executor(rt, "x").run_once()
     assert failed.status is IntentStatus.FAILED
     with pytest.raises(PermissionDenied):

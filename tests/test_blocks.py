@@ -31,10 +31,11 @@ from bot.blocks.kit import context, fit_blocks, section
 from bot.blocks.status import status_label
 from bot.blocks.text import bullets, code_block, truncate_mrkdwn
 from bot.blocks.thread import NOTABLE_KINDS
-from bot.fakeslack.limits import check_message_text, validate_blocks, validate_view
 from bot.ids import ActionId, CallbackId, ModalMeta, button_value
+from fakeslack.limits import check_message_text, validate_blocks, validate_view
+from workflows.authoring import Risk, WorkflowSpec
 from workflows.catalog import build_registry
-from workflows.guidance import Action, guidance
+from workflows.guidance import guidance
 from workflows.model import (
     Approval,
     AuditEvent,
@@ -47,8 +48,8 @@ from workflows.model import (
     StepStatus,
 )
 from workflows.plan import Mutation, Plan, canonical_json, sha256_hex
-from workflows.registry import Risk, WorkflowSpec
 from workflows.service import IntentView
+from workflows.states import Action
 
 GOLDEN = Path(__file__).parent / "golden"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -74,9 +75,7 @@ def plan_dict(**overrides: Any) -> dict[str, Any]:
         params={"source": "billing-db", "replica": "billing-db-r1", "instance_class": "db.r6g.large"},
         targets=("rds:billing-db", "rds:billing-db-r1"),
         mutations=(
-            Mutation(
-                action="create", resource="rds:billing-db-r1", detail="read replica of billing-db as db.r6g.large"
-            ),
+            Mutation(action="create", target="rds:billing-db-r1", detail="read replica of billing-db as db.r6g.large"),
         ),
         locks=("rds:billing-db-r1",),
         blast_radius="one new instance; replication load on billing-db",
@@ -108,7 +107,7 @@ def make_intent(status: IntentStatus, **changes: Any) -> Intent:
         created_at=T0,
         updated_at=T0 + timedelta(minutes=20),
     )
-    return intent.evolve(**changes)
+    return dataclasses.replace(intent, **changes)
 
 
 def make_step(seq: int, name: str, status: StepStatus, **changes: Any) -> StepRecord:
@@ -229,10 +228,11 @@ def test_succeeded_plan_offers_compensation_only() -> None:
 
 
 def test_failed_plan_offers_recovery_buttons() -> None:
-    """A failed intent offers Retry, Mark done and Compensate, each carrying the intent's button value."""
+    """A failed intent offers Retry, Cancel, Mark done and Compensate, each carrying the intent's button value."""
     intent = make_intent(IntentStatus.FAILED, status_reason=FAILED_REASON)
     payload = plan_payload(make_view(intent, [CREATED, BROKEN], [approval(intent, APPROVER)]))
-    assert action_ids(payload["blocks"]) == [ActionId.RETRY, ActionId.MARK_DONE, ActionId.COMPENSATE]
+    expected = [ActionId.RETRY, ActionId.CANCEL, ActionId.MARK_DONE, ActionId.COMPENSATE]
+    assert action_ids(payload["blocks"]) == expected
     assert_golden("plan_failed", payload)
 
 
@@ -260,7 +260,7 @@ def test_every_button_carries_the_intent_version_and_plan_hash() -> None:
 
 def test_every_action_and_status_has_a_rendering() -> None:
     """Each guidance action maps to an action id and a label; each status has a human label."""
-    assert set(ACTION_IDS) == set(Action) == set(ACTION_LABELS)
+    assert set(ACTION_IDS) == set(Action) - {Action.REQUEST, Action.VIEW} == set(ACTION_LABELS)
     assert all(status_label(s) != s.value for s in IntentStatus)
 
 
@@ -347,7 +347,7 @@ def test_verdict_gives_the_four_answers_and_recovery_buttons() -> None:
     """A failed intent's verdict says what was requested, changed, uncertain, and what can be done."""
     intent = make_intent(IntentStatus.FAILED, status_reason=FAILED_REASON)
     text, blocks = render_verdict(make_view(intent, [CREATED, BROKEN]))
-    assert action_ids(blocks) == [ActionId.RETRY, ActionId.MARK_DONE, ActionId.COMPENSATE]
+    assert action_ids(blocks) == [ActionId.RETRY, ActionId.CANCEL, ActionId.MARK_DONE, ActionId.COMPENSATE]
     assert_golden("verdict_failed", valid_message(text, blocks))
 
 
@@ -442,7 +442,7 @@ def huge_plan(filler: str) -> dict[str, Any]:
         workflow="w" * 500,
         targets=[f"rds:{i}-{filler}" for i in range(80)],
         locks=[filler] * 80,
-        mutations=[{"action": filler, "resource": filler, "detail": filler} for _ in range(80)],
+        mutations=[{"action": filler, "target": filler, "detail": filler} for _ in range(80)],
         blast_radius=filler,
         rollback={f"step_{i}_{'s' * 300}": "irreversible" for i in range(80)},
         rollback_limits=filler,
@@ -532,7 +532,7 @@ def test_digest_fits_slack_limits_with_huge_inputs(filler: str) -> None:
 def test_home_fits_slack_limits_with_huge_inputs(filler: str) -> None:
     """Two hundred pending approvals and recent operations with huge names still give a valid home tab."""
     big = huge_view(IntentStatus.PENDING_APPROVAL, filler).intent
-    many = [big.evolve(id=IntentId(f"{i:026d}")) for i in range(200)]
+    many = [dataclasses.replace(big, id=IntentId(f"{i:026d}")) for i in range(200)]
     assert validate_view(render_home("U" + "X" * 500, many, many, T0), "home") == []
 
 
@@ -563,7 +563,7 @@ def test_no_renderer_output_contains_a_secret() -> None:
     """A DSN with a password in reasons, errors, ids, params and defaults is masked in every payload."""
     plan = plan_dict(
         blast_radius=SECRET_DSN,
-        mutations=[{"action": "create", "resource": "r", "detail": SECRET_DSN}],
+        mutations=[{"action": "create", "target": "r", "detail": SECRET_DSN}],
         params={"source": SECRET_DSN, "password": CANARY},
     )
     outputs: list[object] = []

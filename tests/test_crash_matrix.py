@@ -15,20 +15,19 @@ import yaml
 from store.db import make_engine
 from store.sql import SqlStore
 from tests.conftest import CONFIG, create_source, rds_client
+from workflows.authoring import VERIFY_STEP, definition_of
 from workflows.catalog.rds_create_replica import CreateReplica
+from workflows.executor import PHASES, fault_point
 from workflows.model import IntentStatus, StepStatus
-from workflows.runtime import PHASES, fault_point
-from workflows.steps import VERIFY
 
-STEPS = [s.name for s in CreateReplica.steps] + [VERIFY.name]
+STEPS = [s.name for s in definition_of(CreateReplica).steps] + [VERIFY_STEP]
 POINTS = [fault_point(step, phase) for step in STEPS for phase in PHASES]
 LEASE = 1.0
 
 
-def opsbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+def opsbot(env: dict[str, str], *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = ["-m", "tests.crashing_cli", crash_at] if crash_at else ["-m", "opsbot.cli"]
+    return subprocess.run([sys.executable, *command, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -66,15 +65,15 @@ def test_crash_at_every_point_recovers_to_exactly_one_replica(point: str, cli_en
     store = SqlStore(make_engine(cli_env["OPSBOT_DATABASE_URL"]))
     with store.transaction() as tx:
         [intent] = tx.list_intents()
-    assert opsbot(cli_env, "approve", intent.id, "--actor", "bob").returncode == 0
+    assert opsbot(cli_env, "approve", intent.id, "--plan-hash", intent.plan_hash, "--actor", "bob").returncode == 0
 
-    crashed = opsbot({**cli_env, "OPSBOT_FAULT": point}, "reconcile", "--once")
+    crashed = opsbot(cli_env, "reconcile", crash_at=point)
     assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr[-2000:])
     with store.transaction() as tx:
         assert tx.get_intent(intent.id).status is IntentStatus.RUNNING  # type: ignore[union-attr]
 
     time.sleep(LEASE + 0.2)  # the dead executor's lease must lapse before anyone else may act
-    recovered = opsbot(cli_env, "reconcile", "--once")
+    recovered = opsbot(cli_env, "reconcile")
     assert recovered.returncode == 0, recovered.stderr[-2000:]
 
     replicas = [

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.delivery import OutboxWorker
-from bot.fakeslack import FakeSlack
+from fakeslack import FakeSlack
 from store.db import make_engine
 from store.slack import SlackStore
 from store.sql import SqlStore

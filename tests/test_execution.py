@@ -8,16 +8,16 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from adapters.aws import BotoAdapters
-from tests.conftest import create_source, rds_client
+from tests.conftest import approve_current, create_source, rds_client
 from tests.fakes import Script, ScriptedAdapters
 from workflows.deps import Runtime
-from workflows.errors import PermanentError, TransientError
+from workflows.errors import PermanentError, PermissionDenied, TransientError
 from workflows.executor import Executor
-from workflows.guidance import Action
 from workflows.model import IntentStatus, StepStatus, Verdict
 from workflows.reconciler import Reconciler
 from workflows.runtime import FrozenClock
 from workflows.service import OpsService
+from workflows.states import Action
 
 PARAMS = {"source": "billing-db", "replica": "billing-db-r1"}
 
@@ -33,7 +33,7 @@ def replicas(endpoint: str) -> list[dict[str, Any]]:
 def approved(rt: Runtime, key: str | None = None) -> str:
     ops = OpsService(rt)
     intent = ops.request("rds.create-replica", dict(PARAMS), "prod", "alice", key).intent
-    ops.approve(intent.id, "bob")
+    approve_current(ops, intent.id, "bob")
     return intent.id
 
 
@@ -50,7 +50,7 @@ def test_same_idempotency_key_twice_gives_one_intent_and_one_execution(runtime: 
     second = ops.request("rds.create-replica", dict(PARAMS), "prod", "alice", "ci-run-42")
     assert first.created and not second.created
     assert first.intent.id == second.intent.id
-    ops.approve(first.intent.id, "bob")
+    approve_current(ops, first.intent.id, "bob")
     executor = Executor(runtime, "test")
     assert len(executor.run_until_idle()) == 1
     assert (
@@ -102,7 +102,7 @@ def test_modified_source_gives_a_new_plan_hash_that_old_approvals_do_not_cover(r
     )
     [intent] = Executor(runtime, "test").run_once()
     assert intent.plan_hash != old_hash
-    OpsService(runtime).approve(intent_id, "bob")
+    approve_current(OpsService(runtime), intent_id, "bob")
     [done] = Executor(runtime, "test").run_once()
     assert done.status is IntentStatus.SUCCEEDED and len(replicas(aws)) == 1
 
@@ -179,7 +179,10 @@ def test_convergence_past_its_window_blocks_and_resume_reopens_it(
     view = OpsService(rt).show(intent_id)
     assert {Action.RESUME, Action.CANCEL, Action.MARK_DONE, Action.COMPENSATE} <= set(view.guidance.action_names)
     assert any("converging" in u for u in view.guidance.uncertain)
-    OpsService(rt).resume(intent_id, "bob", "AWS support says it is nearly done")
+    asked = OpsService(rt).resume(intent_id, "bob", "AWS support says it is nearly done")
+    assert asked.status is IntentStatus.NEEDS_REAPPROVAL  # an hour on, the approval has expired: approve again
+    assert "expired" in (asked.status_reason or "")
+    approve_current(OpsService(rt), intent_id, "erin")
     [intent] = Executor(rt, "test").run_once()
     assert intent.status is IntentStatus.CONVERGING  # a fresh window, not blocked again at once
     clock.advance(60)
@@ -229,7 +232,7 @@ def test_existing_replica_not_ours_is_unsafe(runtime: Runtime, aws: str) -> None
     )
     # The world changed (the replica appeared): the gate refuses first; approve the new plan and try again.
     Executor(runtime, "test").run_once()
-    OpsService(runtime).approve(intent_id, "bob")
+    approve_current(OpsService(runtime), intent_id, "bob")
     [intent] = Executor(runtime, "test").run_once()
     assert intent.status is IntentStatus.UNSAFE
     assert "not ours" in (intent.status_reason or "")
@@ -240,13 +243,20 @@ def test_existing_replica_not_ours_is_unsafe(runtime: Runtime, aws: str) -> None
 
 
 def test_compensate_deletes_only_our_replica(runtime: Runtime, aws: str) -> None:
-    """After success, compensation deletes the replica this intent created and ends compensated."""
+    """After success, compensation is a plan of its own: proposed, approved by a third person, then run."""
     create_source(aws)
     intent_id = approved(runtime)
     Executor(runtime, "test").run_once()
-    with pytest.raises(Exception, match="approver"):
-        OpsService(runtime).compensate(intent_id, "alice", "wrong region")
-    OpsService(runtime).compensate(intent_id, "bob", "wrong region")
+    ops = OpsService(runtime)
+    with pytest.raises(PermissionDenied, match="someone else must compensate"):
+        ops.compensate(intent_id, "alice", "wrong region")
+    proposed = ops.compensate(intent_id, "bob", "wrong region")
+    assert proposed.status is IntentStatus.PENDING_APPROVAL and proposed.plan["purpose"] == "compensation"
+    assert Executor(runtime, "test").run_once() == [] and len(replicas(aws)) == 1  # nothing runs unapproved
+    for who in ("alice", "bob"):  # neither the requester nor the proposer approves it
+        with pytest.raises(PermissionDenied):
+            approve_current(ops, intent_id, who)
+    approve_current(ops, intent_id, "erin")
     [intent] = Executor(runtime, "test").run_once()
     assert intent.status is IntentStatus.COMPENSATED
     assert all(r["DBInstanceStatus"] == "deleting" for r in replicas(aws)) or replicas(aws) == []
@@ -336,6 +346,7 @@ def test_compensating_an_old_intent_gets_a_fresh_time_budget(runtime: Runtime, a
     Executor(runtime, "x").run_once()
     clock.advance(24 * 3600)
     OpsService(runtime).compensate(intent_id, "bob", "not needed any more")
+    approve_current(OpsService(runtime), intent_id, "erin")
     [intent] = Executor(runtime, "x").run_once()
     assert intent.status is IntentStatus.COMPENSATED, intent.status_reason
 
@@ -346,7 +357,7 @@ def test_reconciler_does_not_take_a_lease_renewed_after_it_looked(
     """A heartbeat that lands between the reconciler's read and its takeover keeps the lease with its owner."""
     from datetime import timedelta
 
-    from workflows.model import Lease
+    from workflows.model import Lease, Move
 
     create_source(aws)
     approved(runtime)
@@ -362,7 +373,7 @@ def test_reconciler_does_not_take_a_lease_renewed_after_it_looked(
     from workflows.errors import ConcurrentModification
 
     with pytest.raises(ConcurrentModification), runtime.store.transaction() as tx:
-        tx.take_over(due, clock.now(), status=IntentStatus.APPROVED, lease_token=None)
+        tx.take_over(due, Move(IntentStatus.APPROVED, "executor lost"), clock.now())
     assert OpsService(runtime).show(claimed.id).intent.lease_owner == "slow"
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from email.message import Message
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
-from bot.fakeslack import FakeSlack, SlackDriver, sign
+from fakeslack import FakeSlack, SlackDriver, sign
 
 TOKEN = "xoxb-test-token"
 SECRET = "test-signing-secret"
@@ -183,7 +184,7 @@ def test_thread_ts_without_a_parent_is_refused(client: WebClient, fake: FakeSlac
     parent = client.chat_postMessage(channel=OPS, text="parent")
     reply = client.chat_postMessage(channel=OPS, text="reply", thread_ts=parent["ts"])
     for bad in ("1600000000.000001", reply["ts"]):
-        refused = api_error(lambda bad=bad: client.chat_postMessage(channel=OPS, text="x", thread_ts=bad))
+        refused = api_error(partial(client.chat_postMessage, channel=OPS, text="x", thread_ts=bad))
         assert refused.response["error"] == "thread_not_found"
     refused = api_error(lambda: client.chat_postMessage(channel=DEPLOYS, text="x", thread_ts=parent["ts"]))
     assert refused.response["error"] == "thread_not_found"
@@ -360,7 +361,10 @@ def test_response_url_response_types(client: WebClient, fake: FakeSlack) -> None
     """A response_url posts in_channel or ephemeral, and replaces or deletes the original message."""
     original = client.chat_postMessage(channel=OPS, text="approve?", blocks=[section("approve?")])
     url = fake.issue_response_url(OPS, ALICE, message_ts=original["ts"])
-    post = lambda body: requests.post(url, json=body, timeout=HTTP_TIMEOUT).status_code  # noqa: E731
+
+    def post(body: dict[str, Any]) -> int:
+        return requests.post(url, json=body, timeout=HTTP_TIMEOUT).status_code
+
     assert post({"response_type": "in_channel", "text": "for everyone"}) == 200
     assert post({"text": "just for alice"}) == 200
     assert post({"replace_original": True, "text": "approved"}) == 200

@@ -8,9 +8,9 @@ from tests.conftest import create_source, rds_client
 from workflows.deps import Runtime
 from workflows.errors import InvalidInput, PermissionDenied, UnknownWorkflow
 from workflows.executor import Executor
-from workflows.guidance import Action
 from workflows.model import IntentStatus, StepStatus
 from workflows.service import OpsService
+from workflows.states import Action
 
 PARAMS = {"source": "billing-db", "replica": "billing-db-r1", "instance_class": "db.t3.large"}
 

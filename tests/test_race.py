@@ -9,7 +9,7 @@ import pytest
 
 from store.db import make_engine
 from store.sql import SqlStore
-from tests.conftest import create_source
+from tests.conftest import approve_current, create_source
 from tests.fakes import Script, ScriptedAdapters
 from workflows.deps import Runtime
 from workflows.executor import Executor
@@ -39,7 +39,7 @@ def approved(rt: Runtime) -> str:
         .request("rds.create-replica", {"source": "billing-db", "replica": "billing-db-r1"}, "prod", "alice")
         .intent
     )
-    OpsService(rt).approve(intent.id, "bob")
+    approve_current(OpsService(rt), intent.id, "bob")
     return intent.id
 
 

@@ -13,7 +13,7 @@ import structlog
 import yaml
 from structlog.testing import capture_logs
 
-from tests.conftest import CONFIG, create_source
+from tests.conftest import CONFIG, approve_current, create_source
 from workflows.logs import configure_logging
 from workflows.redaction import redact, redact_text
 
@@ -75,7 +75,7 @@ def test_canary_never_leaves_through_cli_logs_or_events(tmp_path: Path, aws: str
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "opsbot.cli", *args], env=env, capture_output=True, text=True, timeout=120
         )
 
     runs = [
@@ -101,9 +101,10 @@ def test_canary_never_leaves_through_cli_logs_or_events(tmp_path: Path, aws: str
         cli("request", "rds.create-replica", CANARY, "env=prod", "--actor", "alice"),
     ]
     intent_id = re.search(r"opsbot approve (\w+)", runs[0].stdout).group(1)  # type: ignore[union-attr]
+    plan_hash = re.search(r"plan hash\s+([0-9a-f]{64})", runs[0].stdout).group(1)  # type: ignore[union-attr]
     runs += [
-        cli("approve", intent_id, "--actor", "bob"),
-        cli("reconcile", "--once"),
+        cli("approve", intent_id, "--plan-hash", plan_hash, "--actor", "bob"),
+        cli("reconcile"),
         cli("intents", "show", intent_id),
         cli("intents", "list"),
         cli("audit", "verify"),
@@ -133,7 +134,7 @@ def test_capture_logs_shows_bound_intent_context(runtime: object, aws: str) -> N
     intent = ops.request(
         "rds.create-replica", {"source": "billing-db", "replica": "billing-db-r1"}, "prod", "alice"
     ).intent
-    ops.approve(intent.id, "bob")
+    approve_current(ops, intent.id, "bob")
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         Executor(runtime, "t").run_once()  # type: ignore[arg-type]
     stopped = [e for e in logs if e["event"] == "intent_stopped"]

@@ -15,11 +15,11 @@ import pytest
 import requests
 import yaml
 
-from bot.demo import start_serve
-from bot.fakeslack import FakeSlack, SlackDriver
-from bot.scheduler import start_worker
-from bot.settings import Settings
-from bot.wiring import build_services
+from devstack.demo import start_serve
+from fakeslack import FakeSlack, SlackDriver
+from opsbot.settings import Settings
+from opsbot.wiring import build_services
+from opsbot.worker import start_worker
 from tests.slack_harness import CHANNELS, OPS, REQUESTER, SECRET, SLACK_CONFIG, TOKEN, USERS
 from workflows.errors import ConfigError
 
@@ -66,7 +66,7 @@ def test_socket_mode_without_app_token_is_a_clear_error(tmp_path: Path, sqlite_u
     """--socket needs SLACK_APP_TOKEN and says so instead of failing obscurely."""
     with FakeSlack(TOKEN, SECRET, channels=CHANNELS, users=USERS) as fake:
         result = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "serve", "--socket"],
+            [sys.executable, "-m", "opsbot.cli", "serve", "--socket"],
             capture_output=True,
             text=True,
             env=_env(tmp_path, sqlite_url, aws, fake),

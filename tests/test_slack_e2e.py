@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from bot.fakeslack import sign
 from bot.ids import ActionId, CallbackId
+from fakeslack import sign
 from tests.conftest import create_source, rds_client
 from tests.fakes import Script
 from tests.slack_harness import (
@@ -354,7 +354,7 @@ def test_healthz_reports_the_store(bench: Bench) -> None:
 def test_digest_is_posted_once_per_period_across_processes(bench: Bench, tmp_path: Path) -> None:
     """Two processes (two engines on one store) firing the same cron minute post one digest between them."""
     from bot.digest import post_digest
-    from bot.wiring import build_services
+    from opsbot.wiring import build_services
 
     plan(bench)
     other = build_services(bench.services_settings)
@@ -365,7 +365,7 @@ def test_digest_is_posted_once_per_period_across_processes(bench: Bench, tmp_pat
 
     def fire(svc: Any) -> None:
         barrier.wait()
-        results.append(post_digest(svc, digest, at))
+        results.append(post_digest(svc.slack, digest, at))
 
     threads = [threading.Thread(target=fire, args=(svc,)) for svc in (bench.services, other)]
     for t in threads:
@@ -430,16 +430,17 @@ def test_unexpected_error_shows_a_correlation_id_not_a_trace(tmp_path: Path, sql
 
 
 def test_mark_done_from_slack_needs_a_reason_and_an_approver(failed: tuple[Bench, str, Any]) -> None:
-    """Mark done opens a reason form; a requester without the approver role is refused, an approver succeeds."""
+    """Mark done: someone without the role is refused before any form opens; an approver gives a reason."""
     b, intent_id, verdict = failed
-    for user in (OUTSIDER, APPROVER):
-        b.driver.click(OPS, verdict.ts, ActionId.MARK_DONE.value, user=user)
-        wait_until(lambda u=user: b.fake.views(kind="modal", user=u))
-        view = b.fake.views(kind="modal", user=user)[-1]
-        assert view.payload["callback_id"] == CallbackId.REASON_MODAL.value
-        b.driver.submit_view(view.id, {"reason": {"reason_input": "created by hand in the console"}}, user=user)
+    b.driver.click(OPS, verdict.ts, ActionId.MARK_DONE.value, user=OUTSIDER)
+    wait_until(lambda: any("may not mark-done" in t for t in b.ephemeral_texts(OUTSIDER)))
+    assert b.fake.views(kind="modal", user=OUTSIDER) == []
+    b.driver.click(OPS, verdict.ts, ActionId.MARK_DONE.value, user=APPROVER)
+    wait_until(lambda: b.fake.views(kind="modal", user=APPROVER))
+    view = b.fake.views(kind="modal", user=APPROVER)[-1]
+    assert view.payload["callback_id"] == CallbackId.REASON_MODAL.value
+    b.driver.submit_view(view.id, {"reason": {"reason_input": "created by hand in the console"}}, user=APPROVER)
     wait_until(lambda: b.status(intent_id) is IntentStatus.MARKED_DONE)
-    assert any("approver role" in t for t in b.ephemeral_texts(OUTSIDER))
 
 
 def test_approve_from_the_home_tab_answers_by_dm(bench: Bench) -> None:
@@ -477,8 +478,38 @@ def test_digest_lists_what_needs_attention_with_links(bench: Bench, aws: str) ->
     intent_id = plan(bench)
     digest = bench.services.runtime.config.digests[0]
     now = bench.services.runtime.clock.now()
-    fresh = build_digest(bench.services, digest, now)
+    assert bench.services.slack is not None
+    fresh = build_digest(bench.services.slack, digest, now)
     assert fresh.attention == () and fresh.counts[IntentStatus.PENDING_APPROVAL] == 1
-    later = build_digest(bench.services, digest, now + timedelta(minutes=digest.stale_approval_minutes + 1))
+    later = build_digest(bench.services.slack, digest, now + timedelta(minutes=digest.stale_approval_minutes + 1))
     [item] = later.attention
     assert item.intent_id == intent_id and item.permalink and item.permalink.startswith("http")
+
+
+def test_a_waiting_intent_names_its_holder_in_slack_the_digest_and_the_cli(failed: tuple[Bench, str, Any]) -> None:
+    """A failed intent keeps its resource; a second one on it waits, and every surface says who holds it."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from bot.digest import build_digest
+    from opsbot.cli_render import render_view
+
+    b, holder, _verdict = failed
+    text = "rds.create-replica source=billing-db replica=billing-db-r1 instance_class=db.t3.large env=prod"
+    b.driver.slash_command("/ops", text, user=REQUESTER, channel=OPS)
+    wait_until(lambda: len(b.services.ops.list()) == 2)
+    waiter = next(i.id for i in b.services.ops.list() if i.id != holder)
+    wait_until(lambda: b.services.slack is not None and b.services.slack.store.thread(waiter) is not None)
+    b.settle()
+    click(b, waiter, ActionId.APPROVE, APPROVER)
+    b.settle()
+    assert b.status(waiter) is IntentStatus.WAITING
+    said = f"waiting for rds:billing-db-r1, held by intent {holder} (rds.create-replica, requested by @{REQUESTER}"
+    assert said in str(b.parent(waiter).blocks)
+    assert b.services.slack is not None
+    digest = build_digest(b.services.slack, b.services.runtime.config.digests[0], b.services.runtime.clock.now())
+    assert any(i.intent_id == waiter and said in i.reason for i in digest.attention)
+    out = StringIO()
+    Console(file=out, width=400).print(render_view(b.services.ops.show(waiter)))
+    assert said in out.getvalue()

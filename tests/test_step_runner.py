@@ -28,10 +28,12 @@ def test_the_lease_is_renewed_while_a_long_call_runs() -> None:
     """The heartbeat runs every `every` seconds while the call is in flight, and not after it returns."""
     beats: list[float] = []
     runner = StepRunner()
-    assert (
-        runner.call(lambda: time.sleep(0.5) or "done", 5.0, "slow", heartbeat=lambda: beats.append(1), every=0.1)
-        == "done"
-    )
+
+    def slow() -> str:
+        time.sleep(0.5)
+        return "done"
+
+    assert runner.call(slow, 5.0, "slow", heartbeat=lambda: beats.append(1), every=0.1) == "done"
     count = len(beats)
     assert 3 <= count <= 6
     time.sleep(0.2)

@@ -14,9 +14,11 @@ from workflows.model import (
     Approval,
     Decision,
     EventDraft,
+    EventKind,
     IntentId,
     IntentStatus,
     Lease,
+    Move,
     NewIntent,
     StepRecord,
     StepStatus,
@@ -52,10 +54,10 @@ def test_status_change_is_compare_and_set(store: SqlStore, clock: FrozenClock) -
         intent = tx.insert_intent(new_intent(clock))
     assert intent is not None
     with store.transaction() as tx:
-        moved = tx.update_intent(intent, status=IntentStatus.APPROVED, updated_at=clock.now())
+        moved = tx.move(intent, Move(IntentStatus.APPROVED, "approved"), clock.now())
     assert moved.version == intent.version + 1
     with pytest.raises(ConcurrentModification), store.transaction() as tx:
-        tx.update_intent(intent, status=IntentStatus.CANCELLED, updated_at=clock.now())
+        tx.move(intent, Move(IntentStatus.CANCELLED, "cancelled"), clock.now())
     with store.transaction() as tx:
         assert tx.get_intent(intent.id).status is IntentStatus.APPROVED  # type: ignore[union-attr]
 
@@ -65,12 +67,14 @@ def test_claim_takes_only_approved_intents_once(store: SqlStore, clock: FrozenCl
     with store.transaction() as tx:
         a = tx.insert_intent(new_intent(clock, 1))
         tx.insert_intent(new_intent(clock, 2))
-        tx.update_intent(a, status=IntentStatus.APPROVED, updated_at=clock.now())  # type: ignore[arg-type]
+        assert a is not None
+        tx.move(a, Move(IntentStatus.APPROVED, "approved"), clock.now())
     until = clock.now() + timedelta(seconds=30)
     with store.transaction() as tx:
-        [claimed] = tx.claim_runnable("one", "tok1", clock.now(), until, 10)
+        [runnable] = tx.runnable(clock.now(), 10)
+        claimed = tx.start_run(runnable, Lease(runnable.id, "one", "tok1", until), clock.now())
     with store.transaction() as tx:
-        assert tx.claim_runnable("two", "tok2", clock.now(), until, 10) == []
+        assert tx.runnable(clock.now(), 10) == []
     assert claimed.id == "intent-1" and claimed.status is IntentStatus.RUNNING and claimed.lease_owner == "one"
 
 
@@ -78,10 +82,11 @@ def test_lease_fences_writes_of_a_former_owner(store: SqlStore, clock: FrozenClo
     """Renewing with a token that is no longer the intent's raises LeaseLost."""
     with store.transaction() as tx:
         a = tx.insert_intent(new_intent(clock))
-        tx.update_intent(a, status=IntentStatus.APPROVED, updated_at=clock.now())  # type: ignore[arg-type]
+        assert a is not None
+        approved = tx.move(a, Move(IntentStatus.APPROVED, "approved"), clock.now())
     until = clock.now() + timedelta(seconds=30)
     with store.transaction() as tx:
-        [claimed] = tx.claim_runnable("one", "tok1", clock.now(), until, 1)
+        claimed = tx.start_run(approved, Lease(approved.id, "one", "tok1", until), clock.now())
     with store.transaction() as tx:
         tx.renew_lease(Lease(claimed.id, "one", "tok1", until), until + timedelta(seconds=30))
     with pytest.raises(LeaseLost), store.transaction() as tx:
@@ -106,17 +111,44 @@ def test_step_checkpoint_is_unique_per_intent_and_sequence(store: SqlStore, cloc
     assert stored.started_at == clock.now()
 
 
-def test_repeated_approval_is_recorded_once(store: SqlStore, clock: FrozenClock) -> None:
-    """The same approver approving the same plan twice leaves one approval row."""
+def test_repeated_approval_is_one_row_and_refreshes_its_expiry(store: SqlStore, clock: FrozenClock) -> None:
+    """The same approver approving the same plan again leaves one row, valid from the latest approval."""
     with store.transaction() as tx:
         tx.insert_intent(new_intent(clock))
     approval = Approval(
         IntentId("intent-1"), "bob", "a" * 64, Decision.APPROVE, clock.now(), clock.now() + timedelta(hours=1)
     )
+    later = Approval(
+        IntentId("intent-1"),
+        "bob",
+        "a" * 64,
+        Decision.APPROVE,
+        clock.now() + timedelta(hours=2),
+        clock.now() + timedelta(hours=3),
+    )
     with store.transaction() as tx:
         tx.add_approval(approval)
-        tx.add_approval(approval)
-        assert len(tx.approvals(IntentId("intent-1"))) == 1
+        tx.add_approval(later)
+        [stored] = tx.approvals(IntentId("intent-1"))
+    assert stored.expires_at == later.expires_at
+
+
+def test_locks_are_taken_all_or_none_and_freed_for_their_waiters(store: SqlStore, clock: FrozenClock) -> None:
+    """A holder of one of two wanted resources blocks the whole set; its release names who waited."""
+    with store.transaction() as tx:
+        for n in (1, 2):
+            tx.insert_intent(new_intent(clock, n))
+        assert tx.acquire_locks(IntentId("intent-1"), ["rds:b", "rds:a"], clock.now()) is None
+        assert tx.acquire_locks(IntentId("intent-1"), ["rds:a"], clock.now()) is None  # ours already
+        holder = tx.acquire_locks(IntentId("intent-2"), ["rds:c", "rds:b"], clock.now())
+        assert holder is not None and (holder.resource, holder.intent_id) == ("rds:b", "intent-1")
+        assert [h.resource for h in tx.lock_holders(["rds:a", "rds:b", "rds:c"])] == ["rds:a", "rds:b"]
+        tx.wait_for(IntentId("intent-2"), ["rds:b", "rds:c"], clock.now())
+        assert [w.intent_id for w in tx.lock_waiters(["rds:b"])] == ["intent-2"]
+        assert tx.release_locks(IntentId("intent-1")) == ["intent-2"]
+        assert tx.lock_holders(["rds:a", "rds:b"]) == []
+        assert tx.acquire_locks(IntentId("intent-2"), ["rds:c", "rds:b"], clock.now()) is None
+        assert tx.lock_waiters(["rds:b", "rds:c"]) == []  # taking the locks ends the wait
 
 
 def test_due_scan_returns_only_due_intents_in_order(store: SqlStore, clock: FrozenClock) -> None:
@@ -124,13 +156,13 @@ def test_due_scan_returns_only_due_intents_in_order(store: SqlStore, clock: Froz
     with store.transaction() as tx:
         for n, offset in enumerate([None, -10, 5, -20], 1):
             intent = tx.insert_intent(new_intent(clock, n))
+            assert intent is not None
             if offset is not None:
-                tx.update_intent(
-                    intent,
-                    status=IntentStatus.CONVERGING,  # type: ignore[arg-type]
-                    next_check_at=clock.now() + timedelta(seconds=offset),
-                    updated_at=clock.now(),
-                )
+                approved = tx.move(intent, Move(IntentStatus.APPROVED, "approved"), clock.now())
+                lease = Lease(intent.id, "x", f"t{n}", clock.now() + timedelta(hours=1))
+                running = tx.start_run(approved, lease, clock.now())
+                due = clock.now() + timedelta(seconds=offset)
+                tx.move(running, Move(IntentStatus.CONVERGING, "converging", next_check_at=due), clock.now())
     with store.transaction() as tx:
         assert [i.id for i in tx.due_for_reconcile(clock.now(), 10)] == ["intent-4", "intent-2"]
 
@@ -166,7 +198,7 @@ def test_audit_chain_verifies_and_detects_edits_and_deletions(store: SqlStore, c
     """An intact chain verifies; an edited row and a deleted row are each reported."""
     with store.transaction() as tx:
         for n in range(4):
-            tx.append_event(EventDraft("note", "alice", {"n": n}), clock.now())
+            tx.append_event(EventDraft(EventKind.REQUESTED, "alice", {"n": n}), clock.now())
     report = store.verify_audit()
     assert report.ok and report.checked == 4
     with store.engine.begin() as conn:
@@ -184,7 +216,7 @@ def test_audit_anchor_detects_a_truncated_tail(store: SqlStore, clock: FrozenClo
     """Deleting the newest events leaves an intact but shorter chain; the recorded head catches it."""
     with store.transaction() as tx:
         for n in range(3):
-            tx.append_event(EventDraft("note", "alice", {"n": n}), clock.now())
+            tx.append_event(EventDraft(EventKind.REQUESTED, "alice", {"n": n}), clock.now())
     anchor = store.verify_audit().head
     assert anchor.startswith("3:") and store.verify_audit(anchor).ok
     with store.engine.begin() as conn:
@@ -199,7 +231,9 @@ def test_audit_data_is_redacted_before_it_is_stored(store: SqlStore, clock: Froz
     with store.transaction() as tx:
         tx.append_event(
             EventDraft(
-                "note", "alice", {"dsn": "postgresql://u:CANARY-9f2@db/x", "url": "postgresql://u:CANARY-9f2@db/x"}
+                EventKind.REQUESTED,
+                "alice",
+                {"dsn": "postgresql://u:CANARY-9f2@db/x", "url": "postgresql://u:CANARY-9f2@db/x"},
             ),
             clock.now(),
         )

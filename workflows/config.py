@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workflows.errors import ConfigError
+from workflows.states import Action
 
 _ENV_VAR = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SLACK_ID = re.compile(r"^[A-Z0-9][A-Za-z0-9._-]{1,63}$")
@@ -39,8 +40,25 @@ class DigestConfig(_Strict):
 
 class Environment(_Strict):
     aws_region: str = "us-east-1"
+    production: bool = Field(default=True, description="false relaxes nothing by itself; policies may then do so")
     incident_channel: str | None = None
     databases: dict[str, DatabaseRef] = Field(default_factory=dict)
+
+
+class ActionRule(_Strict):
+    """Who may take one operator action; unset fields keep the action's default (see workflows.authorization)."""
+
+    roles: tuple[str, ...] | None = None
+    requester: bool | None = Field(default=None, description="may the intent's requester take it")
+    people: int | None = Field(default=None, ge=1, le=5, description="distinct people who must agree")
+
+
+class EnvironmentPolicy(_Strict):
+    """A workflow's policy tightened or loosened for one environment."""
+
+    approve: tuple[str, ...] | None = None
+    approvals: int | None = Field(default=None, ge=1, le=5)
+    actions: dict[Action, ActionRule] = Field(default_factory=dict)
 
 
 class Policy(_Strict):
@@ -48,6 +66,25 @@ class Policy(_Strict):
     approve: tuple[str, ...]
     approvals: int = Field(default=1, ge=1, le=5)
     environments: tuple[str, ...] | None = None
+    actions: dict[Action, ActionRule] = Field(default_factory=dict)
+    by_environment: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
+
+    def roles_named(self) -> set[str]:
+        named = {*self.request, *self.approve}
+        for rules in (self.actions, *(e.actions for e in self.by_environment.values())):
+            named |= {r for rule in rules.values() for r in rule.roles or ()}
+        for env_policy in self.by_environment.values():
+            named |= set(env_policy.approve or ())
+        return named
+
+
+class CliConfig(_Strict):
+    """How the break-glass CLI knows who is typing: OS users mapped to the Slack ids roles are made of."""
+
+    identities: dict[str, str] = Field(default_factory=dict, description="OS user -> Slack user id")
+    actor_override: bool = Field(
+        default=True, description="false: --actor is refused unless it names the caller's own mapped identity"
+    )
 
 
 class OpsConfig(_Strict):
@@ -55,16 +92,28 @@ class OpsConfig(_Strict):
     roles: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     policies: dict[str, Policy] = Field(default_factory=dict)
     digests: tuple[DigestConfig, ...] = ()
+    cli: CliConfig = Field(default_factory=CliConfig)
 
     @model_validator(mode="after")
-    def _roles_exist(self) -> OpsConfig:
+    def _policies_are_sound(self) -> OpsConfig:
         for workflow, policy in self.policies.items():
-            for role in (*policy.request, *policy.approve):
+            for role in sorted(policy.roles_named()):
                 if role not in self.roles:
                     raise ValueError(f"policy {workflow!r} names role {role!r}, which is not under roles")
-            for env in policy.environments or ():
-                if env not in self.environments:
-                    raise ValueError(f"policy {workflow!r} names environment {env!r}, which is not defined")
+            for named in (*(policy.environments or ()), *policy.by_environment):
+                if named not in self.environments:
+                    raise ValueError(f"policy {workflow!r} names environment {named!r}, which is not defined")
+            for env_name, env in self.environments.items():
+                if not env.production or (policy.environments is not None and env_name not in policy.environments):
+                    continue
+                override = policy.by_environment.get(env_name)
+                for action in (Action.APPROVE, Action.MARK_DONE):
+                    rule = (override.actions.get(action) if override else None) or policy.actions.get(action)
+                    if rule is not None and rule.requester:
+                        raise ValueError(
+                            f"policy {workflow!r} lets the requester {action.value} alone in production environment "
+                            f"{env_name!r}: nobody acts alone on a change to production"
+                        )
         return self
 
     def roles_of(self, user: str) -> frozenset[str]:

@@ -1,11 +1,11 @@
-"""What a workflow's preflight and steps are given: typed params, the environment, adapters, prior outputs."""
+"""What a workflow's preflight and steps are given: its own typed params, the environment, adapters, outputs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -13,10 +13,12 @@ from workflows.config import Environment
 from workflows.model import Intent
 from workflows.ports import AdapterFactory
 
+P = TypeVar("P", bound=BaseModel)
+
 
 @dataclass(frozen=True, slots=True)
-class PreflightContext:
-    params: BaseModel
+class PreflightContext(Generic[P]):
+    params: P
     environment: str
     env: Environment
     adapters: AdapterFactory
@@ -24,11 +26,11 @@ class PreflightContext:
 
 
 @dataclass(frozen=True, slots=True)
-class StepContext:
+class StepContext(Generic[P]):
     """Handed to each step; `checkpoint` records external ids durably the moment they are known."""
 
     intent: Intent
-    params: BaseModel
+    params: P
     env: Environment
     adapters: AdapterFactory
     token: str

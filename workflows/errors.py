@@ -39,6 +39,12 @@ class InvalidTransition(OpsError):
     code = "invalid_transition"
 
 
+class IllegalTransition(InvalidTransition):
+    """The state table does not allow this status change."""
+
+    code = "illegal_transition"
+
+
 class PreconditionFailed(OpsError):
     """Preflight found the world unfit for the operation."""
 
@@ -57,8 +63,8 @@ class LeaseLost(Exception):
     """This executor no longer owns the intent; it must stop touching it."""
 
 
-class CheckpointMismatch(Exception):
-    """A recorded step name differs from the code's: the workflow changed under a running intent."""
+class DefinitionError(TypeError):
+    """A workflow class is declared wrong; raised when it is decorated or registered, naming workflow and step."""
 
 
 class StepError(Exception):

@@ -1,23 +1,27 @@
-"""The executor: claims approved intents under a lease and drives their steps with durable checkpoints.
+"""The executor: claims approved intents with their resource locks, gates each run on a valid approval, and drives
+the steps with durable checkpoints.
 
-Hot path per step: one transaction that fences on the lease and records "started" (with its idempotency
-token) before the side effect, and one that records the outcome after it. A recorded outcome is replayed,
-never re-run; a "started" with no outcome is resolved by observation before anything is retried.
+Hot path per step: one fenced statement that records "started" (with its idempotency token) before the side
+effect, and one that records the outcome after it. A recorded outcome is replayed, never re-run; a "started"
+with no outcome is resolved by observation before anything is retried. Control flow is values: a step either
+completes (its output) or halts the run (`Halt`), which `_finish` turns into one typed transition.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 import stamina
 import structlog
 
+from workflows.authoring import WorkflowDefinition
+from workflows.authorization import check_approvals
 from workflows.context import StepContext
 from workflows.deps import Runtime
 from workflows.errors import (
-    CheckpointMismatch,
     ConcurrentModification,
     LeaseLost,
     OutcomeUnknown,
@@ -26,24 +30,51 @@ from workflows.errors import (
     TransientError,
     UnsafeError,
 )
-from workflows.model import EventDraft, EventKind, Intent, IntentStatus, Lease, Mode, StepRecord, StepStatus
+from workflows.model import (
+    EventDraft,
+    EventKind,
+    Intent,
+    IntentStatus,
+    Lease,
+    Mode,
+    Move,
+    NewPlan,
+    StepRecord,
+    StepStatus,
+)
 from workflows.outcomes import Absent, Done, Pending, StepOutcome, Unclear
-from workflows.plan import Plan
-from workflows.planning import compute_plan
-from workflows.policy import effective_policy
+from workflows.planning import compute_plan, definition_change, plan_locks
 from workflows.ports import StoreTx
-from workflows.runtime import fault_point
 from workflows.steps import PlannedStep, StepRunner, observe, planned_steps, window_start
+from workflows.transitions import transition, waiting_reason
 
 log = structlog.get_logger("opsbot.executor")
 
+S = IntentStatus
 
-class _Stop(Exception):
-    """Raised inside a run to park the intent in `status`; carries what the transition writes."""
 
-    def __init__(self, status: IntentStatus, reason: str, kind: EventKind, **extra: Any) -> None:
-        super().__init__(reason)
-        self.status, self.reason, self.kind, self.extra = status, reason, kind, extra
+def fault_point(step: str, phase: str) -> str:
+    """The name of a crash point: `<step>:before_effect`, `<step>:after_effect`, `<step>:after_checkpoint`."""
+    return f"{step}:{phase}"
+
+
+PHASES = ("before_effect", "after_effect", "after_checkpoint")
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """Why a run stops here, as the transition it becomes."""
+
+    status: IntentStatus
+    reason: str
+    kind: EventKind
+    delay: float | None = None
+    data: tuple[tuple[str, Any], ...] = ()
+    new_plan: NewPlan | None = None
+    release_locks: bool = False
+
+
+StepResult = dict[str, Any] | Halt  # a completed step's output, or a halt
 
 
 class Executor:
@@ -53,14 +84,25 @@ class Executor:
         self.rt, self.owner, self.threads = rt, owner, threads
 
     def claim(self, limit: int) -> list[Intent]:
+        """Start what is approved and due: all of each intent's locks at once, or it waits for them, visibly."""
         now = self.rt.clock.now()
+        started = []
         with self.rt.store.transaction() as tx:
-            claimed = tx.claim_runnable(self.owner, self.rt.ids.new_id(), now, self._until(now), limit)
-            for intent in claimed:
-                tx.append_event(
-                    EventDraft(EventKind.CLAIMED, self.owner, {"attempt": intent.attempts + 1}, intent.id), now
-                )
-        return claimed
+            for intent in tx.runnable(now, limit):
+                locks = plan_locks(intent)
+                holder = tx.acquire_locks(intent.id, locks, now)
+                if holder is not None:
+                    tx.wait_for(intent.id, locks, now)
+                    move = Move(S.WAITING, waiting_reason(holder))
+                    transition(
+                        tx, intent, move, EventKind.WAITING_FOR_LOCK, self.owner, now, {"holder": holder.intent_id}
+                    )
+                    continue
+                lease = Lease(intent.id, self.owner, self.rt.ids.new_id(), self._until(now))
+                started.append(tx.start_run(intent, lease, now))
+                data = {"attempt": intent.attempts + 1, "locks": list(locks)}
+                tx.append_event(EventDraft(EventKind.CLAIMED, self.owner, data, intent.id), now)
+        return started
 
     def run_once(self) -> list[Intent]:
         """Claim what is runnable now and drive each to its next stop."""
@@ -71,6 +113,7 @@ class Executor:
             return list(pool.map(self.drive, claimed))
 
     def run_until_idle(self, max_rounds: int = 100) -> list[Intent]:
+        """Run rounds until nothing is runnable (an intent woken by a released lock runs in the next round)."""
         done: list[Intent] = []
         for _ in range(max_rounds):
             batch = self.run_once()
@@ -105,19 +148,7 @@ class Executor:
                 current = tx.get_intent(intent.id)
                 if current is None or current.lease_token != intent.lease_token:
                     return current or intent
-                parked = tx.update_intent(
-                    current,
-                    status=IntentStatus.BLOCKED,
-                    status_reason=reason,
-                    last_error=reason,
-                    lease_owner=None,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    next_check_at=None,
-                    updated_at=now,
-                )
-                tx.append_event(EventDraft(EventKind.INTERNAL_ERROR, self.owner, {"reason": reason}, intent.id), now)
-                return parked
+                return transition(tx, current, Move(S.BLOCKED, reason), EventKind.INTERNAL_ERROR, self.owner, now)
         except Exception:
             log.exception("executor_could_not_park", correlation_id=correlation)
             return intent
@@ -133,7 +164,7 @@ class _Run:
         self.ex, self.rt, self.intent = ex, ex.rt, intent
         assert intent.lease_token and intent.lease_expires_at and intent.lease_owner
         self.lease = Lease(intent.id, intent.lease_owner, intent.lease_token, intent.lease_expires_at)
-        self.spec = self.rt.registry.get(intent.workflow)
+        self.spec: WorkflowDefinition = self.rt.registry.get(intent.workflow)
         self.wf = self.spec.factory()
         self.params = self.spec.params.model_validate(intent.params)
         self.env = self.rt.config.environment(intent.environment)
@@ -147,87 +178,111 @@ class _Run:
 
     def go(self) -> Intent:
         try:
-            return self._go()
+            return self._finish(self._steps())
         finally:
             self.runner.close()
 
-    def _go(self) -> Intent:
+    def _steps(self) -> Halt:
         with self.rt.store.transaction() as tx:
             records = {r.seq: r for r in tx.steps(self.intent.id)}
-        try:
-            if self.intent.mode is Mode.FORWARD and not records:
-                self._gate()
-            replayed = []
-            plan = planned_steps(self.spec, self.wf, self.intent.mode, records)
-            for ps in plan:
-                self._check_budget()
-                rec = records.get(ps.seq)
-                if rec is not None and rec.name != ps.step.name:
-                    raise CheckpointMismatch(
-                        f"step {ps.seq} was recorded as {rec.name!r} but the code now says {ps.step.name!r}"
-                    )
-                if rec is not None:
-                    self.ids[ps.seq] = dict(rec.external_ids)
-                if rec is not None and rec.status is StepStatus.SUCCEEDED:
-                    self.outputs[ps.step.name] = rec.output
-                    replayed.append(ps.step.name)
-                    continue
-                self.outputs[ps.step.name] = self._step(ps, rec)
-            final = IntentStatus.SUCCEEDED if self.intent.mode is Mode.FORWARD else IntentStatus.COMPENSATED
-            changed = {ps.step.name: self.ids[ps.seq] for ps in plan if self.ids.get(ps.seq)}
-            return self._finish(
-                final,
-                "all steps done and postconditions verified",
-                EventKind(final.value),
-                replayed=replayed,
-                external_ids=changed,
-            )
-        except _Stop as stop:
-            return self._finish(stop.status, stop.reason, stop.kind, **stop.extra)
-        except CheckpointMismatch as exc:
-            return self._finish(IntentStatus.UNSAFE, str(exc), EventKind.CHECKPOINT_MISMATCH)
+            approvals = tx.approvals(self.intent.id)
+        gate = self._gate(records, approvals)
+        if gate is not None:
+            return gate
+        replayed = []
+        plan = planned_steps(self.spec, self.wf, self.intent.mode, records)
+        for ps in plan:
+            over = self._over_budget()
+            if over is not None:
+                return over
+            rec = records.get(ps.seq)
+            if rec is not None and rec.name != ps.step.name:
+                return Halt(
+                    S.UNSAFE,
+                    f"step {ps.seq} was recorded as {rec.name!r} but the workflow now says {ps.step.name!r}; "
+                    "it will not run a step list that no longer matches its checkpoints",
+                    EventKind.CHECKPOINT_MISMATCH,
+                )
+            if rec is not None:
+                self.ids[ps.seq] = dict(rec.external_ids)
+            if rec is not None and rec.status is StepStatus.SUCCEEDED:
+                self.outputs[ps.step.name] = rec.output
+                replayed.append(ps.step.name)
+                continue
+            result = self._step(ps, rec)
+            if isinstance(result, Halt):
+                return result
+            self.outputs[ps.step.name] = result
+        final = S.SUCCEEDED if self.intent.mode is Mode.FORWARD else S.COMPENSATED
+        changed = {ps.step.name: self.ids[ps.seq] for ps in plan if self.ids.get(ps.seq)}
+        why = "all steps done and postconditions verified" if final is S.SUCCEEDED else "every compensation done"
+        return Halt(final, why, EventKind(final.value), data=(("replayed", replayed), ("external_ids", changed)))
 
     # gates ---------------------------------------------------------------------------------------
-    def _check_budget(self) -> None:
+    def _over_budget(self) -> Halt | None:
         started = self.intent.started_at or self.now()
         if (self.now() - started).total_seconds() > self.spec.timeout:
-            raise _Stop(
-                IntentStatus.BLOCKED,
-                f"exceeded the workflow's timeout budget of {self.spec.timeout:g}s",
-                EventKind.TIMEOUT,
+            return Halt(
+                S.BLOCKED, f"exceeded the workflow's timeout budget of {self.spec.timeout:g}s", EventKind.TIMEOUT
             )
+        return None
 
-    def _gate(self) -> None:
-        """Before the first side effect: a valid approval for this exact plan, and an unchanged world."""
-        now = self.now()
-        with self.rt.store.transaction() as tx:
-            approvals = tx.approvals(self.intent.id)
-        valid = {
-            a.actor for a in approvals if a.valid_for(self.intent.plan_hash, now) and a.actor != self.intent.requester
-        }
-        needed = effective_policy(self.rt.config, self.spec).approvals
-        if len(valid) < needed:
-            raise _Stop(
-                IntentStatus.NEEDS_REAPPROVAL,
-                "the approval has expired or does not match this plan; approve again",
-                EventKind.APPROVAL_EXPIRED,
+    def _gate(self, records: dict[int, StepRecord], approvals: list[Any]) -> Halt | None:
+        """Before this run touches anything: the workflow is the one planned, and the approval holds now."""
+        first = not records or (self.intent.mode is Mode.COMPENSATE and all(s < 1000 for s in records))
+        changed = definition_change(self.spec, self.intent.plan)
+        if changed is not None and self.intent.mode is Mode.FORWARD:
+            if not records:
+                return self._replan(
+                    f"the workflow changed since it was planned ({changed}); review the new plan and approve again",
+                    EventKind.DEFINITION_CHANGED,
+                )
+            done = [r.name for s, r in sorted(records.items()) if r.status is StepStatus.SUCCEEDED]
+            return Halt(
+                S.UNSAFE,
+                f"the workflow changed under this intent after it started ({changed}); completed: "
+                f"{', '.join(done) or 'nothing'}. Safe now: compensate the completed steps, or mark done after "
+                "checking by hand; retrying would run a step list that no longer matches its checkpoints",
+                EventKind.DEFINITION_CHANGED,
             )
-        try:
-            fresh = compute_plan(self.rt, self.spec, self.params, self.intent.environment)
-        except PreconditionFailed as exc:
-            raise _Stop(
-                IntentStatus.NEEDS_REAPPROVAL, f"the world changed since the plan: {exc}", EventKind.STALE_PLAN
-            ) from None
-        if fresh.fingerprint != self.intent.plan.get("fingerprint"):
-            raise _Stop(
-                IntentStatus.NEEDS_REAPPROVAL,
+        fresh_approval = first or self.intent.reauthorize
+        check = check_approvals(self.rt.config, self.spec, self.intent, approvals, self.now(), fresh=fresh_approval)
+        if not check.ok:
+            if fresh_approval:
+                why = f"the approval does not hold: {check.reason}; approve again"
+                return Halt(S.NEEDS_REAPPROVAL, why, EventKind.APPROVAL_EXPIRED, release_locks=not records)
+            why = f"an approval it ran under no longer holds: {check.reason}; approve again to continue"
+            return Halt(S.NEEDS_REAPPROVAL, why, EventKind.APPROVER_REVOKED)
+        if self.intent.mode is Mode.FORWARD and not records:
+            stale = self._replan(
                 "the observed state changed since the plan was approved; review the new plan and approve again",
                 EventKind.STALE_PLAN,
-                new_plan=fresh.model_dump(mode="json"),
             )
+            if stale.new_plan is None or stale.new_plan.plan.get("fingerprint") != self.intent.plan.get("fingerprint"):
+                return stale
+        if self.intent.reauthorize:
+            with self.rt.store.transaction() as tx:
+                tx.clear_reauthorize(self.lease)
+        return None
+
+    def _replan(self, why: str, kind: EventKind) -> Halt:
+        """Back to approval with a plan of the world as it is now; nothing ran, so the locks go too."""
+        try:
+            fresh = compute_plan(
+                self.rt, self.spec, self.params, self.intent.environment, self.intent.requester, self.intent.id
+            )
+        except PreconditionFailed as exc:
+            return Halt(S.NEEDS_REAPPROVAL, f"the world changed since the plan: {exc}", kind, release_locks=True)
+        return Halt(
+            S.NEEDS_REAPPROVAL,
+            why,
+            kind,
+            new_plan=NewPlan(fresh.model_dump(mode="json"), fresh.hash),
+            release_locks=True,
+        )
 
     # steps ---------------------------------------------------------------------------------------
-    def _ctx(self, ps: PlannedStep, token: str) -> StepContext:
+    def _ctx(self, ps: PlannedStep, token: str) -> StepContext[Any]:
         def checkpoint(ids: dict[str, Any]) -> None:
             merged = {**self.ids.get(ps.seq, {}), **ids}
             self.rt.store.checkpoint_outcome(self.lease, ps.seq, external_ids=merged)
@@ -253,7 +308,7 @@ class _Run:
     def _token(self, ps: PlannedStep) -> str:
         return f"{self.intent.id}-{ps.seq}-{ps.step.name}"[:200]
 
-    def _step(self, ps: PlannedStep, rec: StepRecord | None) -> dict[str, Any]:
+    def _step(self, ps: PlannedStep, rec: StepRecord | None) -> StepResult:
         attempts = 1
         if rec is None:
             rec = self._record_started(ps)
@@ -265,34 +320,29 @@ class _Run:
         else:
             # Started, pending or unknown: the effect may exist. Observe before doing anything.
             observed = self._observe(ps, rec)
+            if isinstance(observed, Halt):
+                return observed
             if isinstance(observed, Done):
                 return self._record_done(ps, observed, resolved=True)
             attempts = rec.attempts + 1
             self._restart(ps, attempts, observed.reason)
-        ctx = self._ctx(ps, rec.idempotency_token)
-        return self._execute(ps, ctx, attempts)
+        return self._execute(ps, self._ctx(ps, rec.idempotency_token), attempts)
 
-    def _execute(self, ps: PlannedStep, ctx: StepContext, attempts: int) -> dict[str, Any]:
+    def _execute(self, ps: PlannedStep, ctx: StepContext[Any], attempts: int) -> StepResult:
         name = ps.step.name
         self.rt.faults.reached(fault_point(name, "before_effect"))
         try:
             outcome = self._call_with_retries(ps, ctx)
         except TransientError as exc:
             self._record_failed(ps, str(exc), attempts)
-            raise _Stop(
-                IntentStatus.RETRYABLE,
-                f"{name} kept failing transiently: {exc}",
-                EventKind.STEP_RETRYABLE,
-                delay=exc.delay or 30.0,
-            ) from None
+            reason = f"{name} kept failing transiently: {exc}"
+            return Halt(S.RETRYABLE, reason, EventKind.STEP_RETRYABLE, delay=exc.delay or 30.0)
         except UnsafeError as exc:
             self._record_failed(ps, str(exc), attempts)
-            raise _Stop(IntentStatus.UNSAFE, f"{name}: {exc}", EventKind.STEP_UNSAFE, guidance=exc.guidance) from None
+            return Halt(S.UNSAFE, f"{name}: {exc}", EventKind.STEP_UNSAFE, data=(("guidance", exc.guidance),))
         except PermanentError as exc:
             self._record_failed(ps, str(exc), attempts)
-            raise _Stop(
-                IntentStatus.FAILED, f"{name} failed: {exc}", EventKind.STEP_FAILED, guidance=exc.guidance
-            ) from None
+            return Halt(S.FAILED, f"{name} failed: {exc}", EventKind.STEP_FAILED, data=(("guidance", exc.guidance),))
         except LeaseLost:
             raise
         except Exception as exc:  # outcome unknown, including bugs and timeouts: never blindly retried
@@ -300,10 +350,10 @@ class _Run:
             return self._unknown_then_observe(ps, ctx, reason, attempts)
         self.rt.faults.reached(fault_point(name, "after_effect"))
         if isinstance(outcome, Pending):
-            self._converging(ps, outcome)
+            return self._converging(ps, outcome)
         return self._record_done(ps, outcome, resolved=False)
 
-    def _call_with_retries(self, ps: PlannedStep, ctx: StepContext) -> StepOutcome:
+    def _call_with_retries(self, ps: PlannedStep, ctx: StepContext[Any]) -> StepOutcome:
         """First attempt straight away; on a transient error the retry policy takes over (stamina)."""
 
         def call() -> StepOutcome:
@@ -315,7 +365,7 @@ class _Run:
                 every=self.rt.lease_seconds / 3,
             )
 
-        policy = self.spec.retry
+        policy = ps.step.retry or self.spec.retry
         try:
             return call()
         except TransientError as exc:
@@ -336,50 +386,39 @@ class _Run:
                 return call()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _unknown_then_observe(self, ps: PlannedStep, ctx: StepContext, reason: str, attempts: int) -> dict[str, Any]:
+    def _unknown_then_observe(self, ps: PlannedStep, ctx: StepContext[Any], reason: str, attempts: int) -> StepResult:
         now = self.now()
         with self.rt.store.transaction() as tx:
             self._fence(tx)
             tx.update_step(self.intent.id, ps.seq, status=StepStatus.UNKNOWN, error=reason, attempts=attempts)
-            tx.append_event(
-                EventDraft(
-                    EventKind.STEP_UNKNOWN, self.lease.owner, {"step": ps.step.name, "reason": reason}, self.intent.id
-                ),
-                now,
-            )
+            data = {"step": ps.step.name, "reason": reason}
+            tx.append_event(EventDraft(EventKind.STEP_UNKNOWN, self.lease.owner, data, self.intent.id), now)
         log.warning("step_outcome_unknown", step=ps.step.name, reason=reason)
-        with self.rt.store.transaction() as tx:
-            rec = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq]
-        observed = self._observe(ps, rec)
+        observed = self._observe(ps, self._record(ps.seq))
+        if isinstance(observed, Halt):
+            return observed
         if isinstance(observed, Done):
             return self._record_done(ps, observed, resolved=True)
-        if attempts >= self.spec.retry.attempts:
-            raise _Stop(
-                IntentStatus.UNKNOWN,
-                f"{ps.step.name}: outcome unknown after {attempts} attempts ({reason})",
-                EventKind.STEP_UNKNOWN,
-            )
+        policy = ps.step.retry or self.spec.retry
+        if attempts >= policy.attempts:
+            why = f"{ps.step.name}: outcome unknown after {attempts} attempts ({reason})"
+            return Halt(S.UNKNOWN, why, EventKind.STEP_UNKNOWN)
         # The probe proved there is no effect (or the step is safe to repeat): run it again.
         self._restart(ps, attempts + 1, observed.reason)
         return self._execute(ps, ctx, attempts + 1)
 
-    def _observe(self, ps: PlannedStep, rec: StepRecord) -> Absent | Done:
-        """Resolve an in-flight step by looking at the world; park the intent if the world cannot tell."""
+    def _observe(self, ps: PlannedStep, rec: StepRecord) -> Absent | Done | Halt:
+        """Resolve an in-flight step by looking at the world; halt if the world cannot tell or is converging."""
         observation = observe(ps, self._ctx(ps, rec.idempotency_token))
         if isinstance(observation, Pending):
-            self._converging(ps, observation, rec)
+            return self._converging(ps, observation, rec)
         if isinstance(observation, Unclear):
-            raise _Stop(
-                IntentStatus.UNKNOWN, f"{ps.step.name}: {observation.reason}", EventKind.STEP_UNKNOWN, delay=30.0
-            )
-        assert isinstance(observation, Absent | Done)
+            return Halt(S.UNKNOWN, f"{ps.step.name}: {observation.reason}", EventKind.STEP_UNKNOWN, delay=30.0)
         return observation
 
-    def _converging(self, ps: PlannedStep, pending: Pending, rec: StepRecord | None = None) -> NoReturn:
+    def _converging(self, ps: PlannedStep, pending: Pending, rec: StepRecord | None = None) -> Halt:
         window = ps.step.convergence_window or self.spec.timeout
-        if rec is None:
-            with self.rt.store.transaction() as tx:
-                rec = {r.seq: r for r in tx.steps(self.intent.id)}[ps.seq]
+        rec = rec or self._record(ps.seq)
         start = window_start(rec)
         elapsed = (self.now() - start).total_seconds()
         with self.rt.store.transaction() as tx:
@@ -391,19 +430,16 @@ class _Run:
                 output={**rec.output, "observed": pending.observed, "window_from": start.isoformat()},
             )
         if elapsed > window:
-            raise _Stop(
-                IntentStatus.BLOCKED,
-                f"{ps.step.name} did not converge within {window:g}s: {pending.reason}",
-                EventKind.CONVERGENCE_WINDOW_EXCEEDED,
-            )
-        raise _Stop(
-            IntentStatus.CONVERGING,
-            f"{ps.step.name}: {pending.reason}",
-            EventKind.CONVERGING,
-            delay=pending.retry_after,
-        )
+            why = f"{ps.step.name} did not converge within {window:g}s: {pending.reason}"
+            return Halt(S.BLOCKED, why, EventKind.CONVERGENCE_WINDOW_EXCEEDED)
+        why = f"{ps.step.name}: {pending.reason}"
+        return Halt(S.CONVERGING, why, EventKind.CONVERGING, delay=pending.retry_after)
 
     # records -------------------------------------------------------------------------------------
+    def _record(self, seq: int) -> StepRecord:
+        with self.rt.store.transaction() as tx:
+            return {r.seq: r for r in tx.steps(self.intent.id)}[seq]
+
     def _record_started(self, ps: PlannedStep) -> StepRecord:
         """The write before the side effect: one fenced INSERT, committed."""
         self._keep_lease()
@@ -416,15 +452,8 @@ class _Run:
         with self.rt.store.transaction() as tx:
             self._fence(tx)
             tx.update_step(self.intent.id, ps.seq, status=StepStatus.STARTED, attempts=attempts)
-            tx.append_event(
-                EventDraft(
-                    EventKind.STEP_RERUN,
-                    self.lease.owner,
-                    {"step": ps.step.name, "attempt": attempts, "why": why},
-                    self.intent.id,
-                ),
-                self.now(),
-            )
+            data = {"step": ps.step.name, "attempt": attempts, "why": why}
+            tx.append_event(EventDraft(EventKind.STEP_RERUN, self.lease.owner, data, self.intent.id), self.now())
 
     def _record_done(self, ps: PlannedStep, done: Done, resolved: bool) -> dict[str, Any]:
         """The write after the side effect: one fenced UPDATE, committed; resolutions are also audited."""
@@ -441,15 +470,9 @@ class _Run:
                     external_ids=ids,
                     finished_at=now,
                 )
-                tx.append_event(
-                    EventDraft(
-                        EventKind.STEP_RESOLVED_BY_OBSERVATION,
-                        self.lease.owner,
-                        {"step": ps.step.name, "how": done.how, "external_ids": ids},
-                        self.intent.id,
-                    ),
-                    now,
-                )
+                data = {"step": ps.step.name, "how": done.how, "external_ids": ids}
+                event = EventDraft(EventKind.STEP_RESOLVED_BY_OBSERVATION, self.lease.owner, data, self.intent.id)
+                tx.append_event(event, now)
         else:
             self.rt.store.checkpoint_outcome(
                 self.lease, ps.seq, status=StepStatus.SUCCEEDED, output=done.output, external_ids=ids, finished_at=now
@@ -465,41 +488,25 @@ class _Run:
                 self.intent.id, ps.seq, status=StepStatus.FAILED, error=error, attempts=attempts, finished_at=self.now()
             )
 
-    def _finish(self, status: IntentStatus, reason: str, kind: EventKind, **extra: Any) -> Intent:
+    def _finish(self, halt: Halt) -> Intent:
         now = self.now()
-        delay = extra.pop("delay", None)
-        new_plan = extra.pop("new_plan", None)
-        changes: dict[str, Any] = {
-            "status": status,
-            "status_reason": reason,
-            "lease_owner": None,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "next_check_at": now + timedelta(seconds=delay) if delay is not None else None,
-            "updated_at": now,
-            "attempts": self.intent.attempts + 1,
-        }
-        if status in (
-            IntentStatus.FAILED,
-            IntentStatus.UNSAFE,
-            IntentStatus.UNKNOWN,
-            IntentStatus.RETRYABLE,
-            IntentStatus.BLOCKED,
-        ):
-            changes["last_error"] = reason
-        if new_plan is not None:
-            plan = Plan.model_validate(new_plan)
-            changes.update(plan=new_plan, plan_hash=plan.hash)
-            extra["new_plan_hash"] = plan.hash
+        move = Move(
+            halt.status,
+            halt.reason,
+            next_check_at=now + timedelta(seconds=halt.delay) if halt.delay is not None else None,
+            new_plan=halt.new_plan,
+            count_attempt=True,
+        )
+        data = {k: v for k, v in halt.data if v not in (None, "", [], {})}
+        if halt.new_plan is not None:
+            data["new_plan_hash"] = halt.new_plan.hash
         with self.rt.store.transaction() as tx:
             self._fence(tx)
             try:
-                intent = tx.update_intent(self.intent, **changes)
+                intent = transition(
+                    tx, self.intent, move, halt.kind, self.lease.owner, now, data, release_locks=halt.release_locks
+                )
             except ConcurrentModification:
                 raise LeaseLost(f"intent {self.intent.id} changed under this executor") from None
-            tx.append_event(
-                EventDraft(kind, self.lease.owner, {"status": status.value, "reason": reason, **extra}, self.intent.id),
-                now,
-            )
-        log.info("intent_stopped", status=status.value, reason=reason)
+        log.info("intent_stopped", status=halt.status.value, reason=halt.reason)
         return intent

@@ -3,50 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-from workflows.model import Intent, IntentStatus, Mode, StepRecord, StepStatus
-from workflows.registry import Rollback, WorkflowSpec
-
-
-class Action(StrEnum):
-    APPROVE = "approve"
-    DENY = "deny"
-    RETRY = "retry"
-    RESUME = "resume"
-    CANCEL = "cancel"
-    MARK_DONE = "mark-done"
-    COMPENSATE = "compensate"
-
-
-S = IntentStatus
-_BY_STATUS: dict[IntentStatus, tuple[Action, ...]] = {
-    S.PENDING_APPROVAL: (Action.APPROVE, Action.DENY, Action.CANCEL),
-    S.NEEDS_REAPPROVAL: (Action.APPROVE, Action.RETRY, Action.CANCEL),
-    S.APPROVED: (Action.CANCEL,),
-    S.RUNNING: (),
-    S.CONVERGING: (Action.RESUME, Action.CANCEL, Action.MARK_DONE),
-    S.RETRYABLE: (Action.RETRY, Action.CANCEL, Action.MARK_DONE),
-    S.BLOCKED: (Action.RESUME, Action.RETRY, Action.CANCEL, Action.MARK_DONE),
-    S.UNSAFE: (Action.CANCEL, Action.MARK_DONE),
-    S.UNKNOWN: (Action.RESUME, Action.CANCEL, Action.MARK_DONE),
-    S.FAILED: (Action.RETRY, Action.MARK_DONE),
-    S.SUCCEEDED: (),
-    S.DENIED: (),
-    S.CANCELLED: (),
-    S.MARKED_DONE: (),
-    S.COMPENSATED: (),
-}
-_COMPENSABLE_FROM = frozenset({S.SUCCEEDED, S.FAILED, S.BLOCKED, S.CANCELLED, S.RETRYABLE})
+from workflows.authoring import WorkflowDefinition
+from workflows.model import Intent, IntentStatus, StepRecord, StepStatus
+from workflows.states import STATES, Action
+from workflows.steps import COMPENSATION_SEQ_BASE, compensations
 
 _EXPLAIN = {
     Action.APPROVE: "another approver reviews the plan (hash {hash}) and approves it",
     Action.DENY: "an approver rejects the plan",
-    Action.RETRY: "run the failed step again (or, awaiting re-approval, compute a fresh plan)",
+    Action.RETRY: "run the failed step again under a valid approval (or, awaiting re-approval, compute a fresh plan)",
     Action.RESUME: "observe the in-flight step again now and continue from the checkpoints",
     Action.CANCEL: "stop here; nothing already changed is undone",
-    Action.MARK_DONE: "an approver records that the operation was completed by hand (reason required)",
-    Action.COMPENSATE: "undo the completed steps that declare a compensation ({steps})",
+    Action.MARK_DONE: "approvers other than the requester record that it was completed by hand (reason required)",
+    Action.COMPENSATE: "propose undoing the completed steps that declare a compensation ({steps}); approvers review it",
 }
 
 
@@ -62,19 +32,20 @@ class Guidance:
         return tuple(a for a, _ in self.actions)
 
 
-def compensable_steps(spec: WorkflowSpec, steps: list[StepRecord]) -> list[str]:
-    done = {r.name for r in steps if r.status is StepStatus.SUCCEEDED}
-    return [s.name for s in spec.steps if s.rollback is Rollback.COMPENSATE and s.name in done]
+def compensable_steps(spec: WorkflowDefinition, steps: list[StepRecord]) -> list[str]:
+    """Completed forward steps whose compensation exists and has not yet run."""
+    records = {r.seq: r for r in steps}
+    undone = {r.name for r in steps if r.seq >= COMPENSATION_SEQ_BASE and r.status is StepStatus.SUCCEEDED}
+    return [rec.name for rec, comp in compensations(spec, records) if comp.name not in undone]
 
 
-def available_actions(intent: Intent, spec: WorkflowSpec, steps: list[StepRecord]) -> tuple[Action, ...]:
-    actions = list(_BY_STATUS.get(intent.status, ()))
-    if intent.mode is Mode.FORWARD and intent.status in _COMPENSABLE_FROM and compensable_steps(spec, steps):
-        actions.append(Action.COMPENSATE)
-    return tuple(actions)
+def available_actions(intent: Intent, spec: WorkflowDefinition, steps: list[StepRecord]) -> tuple[Action, ...]:
+    """What the state table offers in the intent's status; Compensate only when there is something to undo."""
+    offered = STATES[intent.status].actions
+    return tuple(a for a in offered if a is not Action.COMPENSATE or compensable_steps(spec, steps))
 
 
-def guidance(intent: Intent, spec: WorkflowSpec, steps: list[StepRecord]) -> Guidance:
+def guidance(intent: Intent, spec: WorkflowDefinition, steps: list[StepRecord]) -> Guidance:
     params = " ".join(f"{k}={v}" for k, v in sorted(intent.params.items()))
     requested = (
         f"{intent.workflow} {params} in {intent.environment}, requested by {intent.requester} "
@@ -84,7 +55,10 @@ def guidance(intent: Intent, spec: WorkflowSpec, steps: list[StepRecord]) -> Gui
         f"{r.name}: done" + (f" ({_ids(r.external_ids)})" if r.external_ids else "")
         for r in steps
         if r.status is StepStatus.SUCCEEDED
-    ) or ("nothing has been changed",)
+    )
+    in_doubt = any(r.status in (StepStatus.STARTED, StepStatus.UNKNOWN, StepStatus.PENDING) for r in steps)
+    if not changed:
+        changed = ("nothing confirmed yet: see what is uncertain",) if in_doubt else ("nothing has been changed",)
     uncertain = []
     for r in steps:
         if r.status in (StepStatus.STARTED, StepStatus.UNKNOWN):
@@ -93,7 +67,7 @@ def guidance(intent: Intent, spec: WorkflowSpec, steps: list[StepRecord]) -> Gui
             uncertain.append(f"{r.name}: requested, still converging")
         elif r.status is StepStatus.FAILED:
             uncertain.append(f"{r.name}: failed after {r.attempts} attempt(s): {r.error}")
-    if intent.status in (S.UNKNOWN, S.UNSAFE, S.BLOCKED) and intent.status_reason:
+    if (intent.status.needs_human or intent.status is IntentStatus.WAITING) and intent.status_reason:
         uncertain.append(f"{intent.status.value}: {intent.status_reason}")
     if not uncertain:
         uncertain.append("nothing: every recorded step has an observed outcome")

@@ -2,62 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NewType
 
+from workflows.states import IntentStatus as IntentStatus
+
 IntentId = NewType("IntentId", str)
 JSON = dict[str, Any]
-
-
-class IntentStatus(StrEnum):
-    """Where an intent stands; every change is a compare-and-set in the store."""
-
-    PENDING_APPROVAL = "pending_approval"
-    NEEDS_REAPPROVAL = "needs_reapproval"
-    APPROVED = "approved"
-    RUNNING = "running"
-    CONVERGING = "converging"
-    RETRYABLE = "retryable"
-    BLOCKED = "blocked"
-    UNSAFE = "unsafe"
-    UNKNOWN = "unknown"
-    FAILED = "failed"
-    SUCCEEDED = "succeeded"
-    DENIED = "denied"
-    CANCELLED = "cancelled"
-    MARKED_DONE = "marked_done"
-    COMPENSATED = "compensated"
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-    @property
-    def needs_attention(self) -> bool:
-        return self in _ATTENTION
-
-
-_TERMINAL = frozenset(
-    {
-        IntentStatus.SUCCEEDED,
-        IntentStatus.FAILED,
-        IntentStatus.DENIED,
-        IntentStatus.CANCELLED,
-        IntentStatus.MARKED_DONE,
-        IntentStatus.COMPENSATED,
-    }
-)
-_ATTENTION = frozenset(
-    {
-        IntentStatus.NEEDS_REAPPROVAL,
-        IntentStatus.BLOCKED,
-        IntentStatus.UNSAFE,
-        IntentStatus.UNKNOWN,
-        IntentStatus.FAILED,
-    }
-)
 
 
 class Mode(StrEnum):
@@ -88,7 +41,10 @@ class EventKind(StrEnum):
     APPROVAL_REFUSED = "approval_refused"
     APPROVED = "approved"
     CANCELLED = "cancelled"
+    ACTION_AGREED = "action_agreed"
+    APPROVER_REVOKED = "approver_revoked"
     CHECKPOINT_MISMATCH = "checkpoint_mismatch"
+    DEFINITION_CHANGED = "definition_changed"
     CLAIMED = "claimed"
     COMPENSATED = "compensated"
     COMPENSATION_REQUESTED = "compensation_requested"
@@ -99,6 +55,8 @@ class EventKind(StrEnum):
     DUPLICATE_REQUEST = "duplicate_request"
     EXECUTOR_LOST = "executor_lost"
     INTERNAL_ERROR = "internal_error"
+    LOCK_RELEASED = "lock_released"
+    LOCKS_ACQUIRED = "locks_acquired"
     MARKED_DONE = "marked_done"
     OBSERVED = "observed"
     REPLANNED = "replanned"
@@ -118,6 +76,7 @@ class EventKind(StrEnum):
     STILL_UNKNOWN = "still_unknown"
     SUCCEEDED = "succeeded"
     TIMEOUT = "timeout"
+    WAITING_FOR_LOCK = "waiting_for_lock"
 
 
 class Verdict(StrEnum):
@@ -156,9 +115,11 @@ class Intent:
     status_reason: str | None = None
     last_error: str | None = None
     started_at: datetime | None = None
+    reauthorize: bool = False
 
-    def evolve(self, **changes: Any) -> Intent:
-        return replace(self, **changes)
+    @property
+    def purpose(self) -> str:
+        return str(self.plan.get("purpose") or "forward")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,3 +202,38 @@ class AuditReport:
     checked: int
     problems: tuple[str, ...] = ()
     head: str = ""  # "<seq>:<hash>" of the last event: record it elsewhere to detect a truncated tail later
+
+
+@dataclass(frozen=True, slots=True)
+class NewPlan:
+    """A plan replacing the intent's current one (re-planned, or a compensation plan)."""
+
+    plan: JSON
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One status change, checked against the state table by the store; the store also clears the lease
+    (unless the intent starts running), records `reason` as the last error where a human is needed, and
+    bumps the version."""
+
+    to: IntentStatus
+    reason: str
+    next_check_at: datetime | None = None
+    mode: Mode | None = None
+    new_plan: NewPlan | None = None
+    count_attempt: bool = False  # an executor run ended
+    fresh_budget: bool = False  # an operator sent it back: new timeout budget and requeue count
+    reauthorize: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """Who holds (or waits for) a resource, as an operator needs to read it."""
+
+    resource: str
+    intent_id: IntentId
+    workflow: str
+    requester: str
+    status: IntentStatus

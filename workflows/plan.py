@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,11 +20,18 @@ def sha256_hex(text: str) -> str:
 
 
 class Mutation(BaseModel):
+    """One expected change: what is done (`create`, `modify`, `delete` ...), to which target, and how."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     action: str
-    resource: str
+    target: str
     detail: str = ""
+
+
+class PlanPurpose(StrEnum):
+    FORWARD = "forward"
+    COMPENSATION = "compensation"  # undo what completed: approved like any other plan
 
 
 class Plan(BaseModel):
@@ -37,6 +45,7 @@ class Plan(BaseModel):
     targets: tuple[str, ...]
     mutations: tuple[Mutation, ...]
     locks: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = Field(default=(), description="other intents holding or waiting for these locks")
     blast_radius: str
     risk: str
     rollback: dict[str, str] = Field(description="step name -> compensate | none | irreversible")
@@ -44,6 +53,10 @@ class Plan(BaseModel):
     verification: tuple[str, ...]
     fingerprint: str = Field(description="SHA-256 of the observed state this plan was computed from")
     observed: dict[str, Any] = Field(default_factory=dict)
+    purpose: PlanPurpose = PlanPurpose.FORWARD
+    requested_by: str = ""
+    definition: str = Field(default="", description="fingerprint of the workflow definition the plan was made for")
+    steps: tuple[str, ...] = Field(default=(), description="the definition's steps, to say what changed")
 
     def canonical(self) -> str:
         return canonical_json(self.model_dump(mode="json"))

@@ -11,25 +11,31 @@ import structlog
 from workflows.context import StepContext
 from workflows.deps import Runtime
 from workflows.errors import ConcurrentModification
-from workflows.model import EventDraft, EventKind, Intent, IntentStatus, StepRecord, StepStatus, Verdict
+from workflows.model import EventDraft, EventKind, Intent, IntentStatus, Move, StepRecord, StepStatus, Verdict
 from workflows.outcomes import Absent, Done, Unclear
+from workflows.planning import definition_change
 from workflows.steps import observe, planned_steps, window_start
+from workflows.transitions import transition
 
 log = structlog.get_logger("opsbot.reconciler")
 
 MAX_CHECK_INTERVAL = 300.0
+S = IntentStatus
 
 _VERDICTS = {
-    IntentStatus.SUCCEEDED: Verdict.SUCCEEDED,
-    IntentStatus.CONVERGING: Verdict.CONVERGING,
-    IntentStatus.APPROVED: Verdict.RETRYABLE,
-    IntentStatus.RUNNING: Verdict.RETRYABLE,
-    IntentStatus.RETRYABLE: Verdict.RETRYABLE,
-    IntentStatus.BLOCKED: Verdict.BLOCKED,
-    IntentStatus.NEEDS_REAPPROVAL: Verdict.BLOCKED,
-    IntentStatus.FAILED: Verdict.BLOCKED,
-    IntentStatus.UNSAFE: Verdict.UNSAFE,
-    IntentStatus.UNKNOWN: Verdict.UNKNOWN,
+    S.SUCCEEDED: Verdict.SUCCEEDED,
+    S.COMPENSATED: Verdict.SUCCEEDED,
+    S.MARKED_DONE: Verdict.SUCCEEDED,
+    S.CONVERGING: Verdict.CONVERGING,
+    S.APPROVED: Verdict.RETRYABLE,
+    S.WAITING: Verdict.RETRYABLE,
+    S.RUNNING: Verdict.RETRYABLE,
+    S.RETRYABLE: Verdict.RETRYABLE,
+    S.BLOCKED: Verdict.BLOCKED,
+    S.NEEDS_REAPPROVAL: Verdict.BLOCKED,
+    S.FAILED: Verdict.BLOCKED,
+    S.UNSAFE: Verdict.UNSAFE,
+    S.UNKNOWN: Verdict.UNKNOWN,
 }
 
 
@@ -66,55 +72,44 @@ class Reconciler:
 
     def _classify(self, intent: Intent, now: datetime) -> Classification:
         status = intent.status
-        if status is IntentStatus.RUNNING:
+        if status is S.RUNNING:
             return self._executor_lost(intent, now)
-        if status is IntentStatus.RETRYABLE:
+        if status is S.RETRYABLE:
             spec = self.rt.registry.get(intent.workflow)
             if intent.attempts > spec.retry.requeues:
                 reason = f"gave up after {intent.attempts} attempts: {intent.last_error}"
-                return self._move(
-                    intent, now, IntentStatus.BLOCKED, reason, EventKind.RETRIES_EXHAUSTED, Verdict.BLOCKED
-                )
-            return self._move(
-                intent,
-                now,
-                IntentStatus.APPROVED,
-                "retrying after a transient failure",
-                EventKind.REQUEUED,
-                Verdict.RETRYABLE,
-            )
-        if status in (IntentStatus.CONVERGING, IntentStatus.UNKNOWN):
+                return self._move(intent, now, S.BLOCKED, reason, EventKind.RETRIES_EXHAUSTED)
+            return self._move(intent, now, S.APPROVED, "retrying after a transient failure", EventKind.REQUEUED)
+        if status in (S.CONVERGING, S.UNKNOWN):
             return self._observe(intent, now)
-        return self._move(intent, now, status, intent.status_reason or "", None, verdict_of(status) or Verdict.BLOCKED)
+        return self._move(intent, now, status, intent.status_reason or "", None)
 
     def _executor_lost(self, intent: Intent, now: datetime) -> Classification:
         reason = f"executor {intent.lease_owner} stopped renewing its lease; resuming from checkpoints"
         with self.rt.store.transaction() as tx:
             # First, so a heartbeat that landed after we read the intent wins and nothing below happens.
-            tx.take_over(
-                intent,
-                now,
-                status=IntentStatus.APPROVED,
-                status_reason=reason,
-                lease_owner=None,
-                lease_token=None,
-                lease_expires_at=None,
-                next_check_at=None,
-                updated_at=now,
-            )
             in_flight = [r for r in tx.steps(intent.id) if r.status is StepStatus.STARTED]
+            lost = {"lease_owner": intent.lease_owner, "unknown_steps": [r.name for r in in_flight]}
+            transition(
+                tx, intent, Move(S.APPROVED, reason), EventKind.EXECUTOR_LOST, self.actor, now, lost, taking_over=True
+            )
             for rec in in_flight:
                 tx.update_step(
                     intent.id, rec.seq, status=StepStatus.UNKNOWN, error="the executor died during this step"
                 )
                 data = {"step": rec.name, "reason": "executor lease expired mid-step"}
                 tx.append_event(EventDraft(EventKind.STEP_UNKNOWN, self.actor, data, intent.id), now)
-            lost = {"lease_owner": intent.lease_owner, "unknown_steps": [r.name for r in in_flight]}
-            tx.append_event(EventDraft(EventKind.EXECUTOR_LOST, self.actor, lost, intent.id), now)
-        return Classification(intent.id, intent.workflow, Verdict.RETRYABLE, IntentStatus.APPROVED, reason)
+        return Classification(intent.id, intent.workflow, Verdict.RETRYABLE, S.APPROVED, reason)
 
     def _observe(self, intent: Intent, now: datetime) -> Classification:
         spec = self.rt.registry.get(intent.workflow)
+        changed = definition_change(spec, intent.plan)
+        if changed is not None and intent.mode.value == "forward":
+            reason = (
+                f"the workflow changed under this intent after it started ({changed}); compensate the completed "
+                "steps or mark done after checking by hand"
+            )
+            return self._move(intent, now, S.UNSAFE, reason, EventKind.DEFINITION_CHANGED)
         wf = spec.factory()
         with self.rt.store.transaction() as tx:
             records = {r.seq: r for r in tx.steps(intent.id)}
@@ -124,51 +119,24 @@ class Reconciler:
             if ps.seq in records and records[ps.seq].status is not StepStatus.SUCCEEDED
         ]
         if not open_steps:
-            return self._move(
-                intent, now, IntentStatus.APPROVED, "nothing in flight; resuming", EventKind.REQUEUED, Verdict.RETRYABLE
-            )
+            return self._move(intent, now, S.APPROVED, "nothing in flight; resuming", EventKind.REQUEUED)
         ps, rec = open_steps[0]
         observation = observe(ps, active=True, ctx=self._ctx(intent, spec.params.model_validate(intent.params), rec))
         if isinstance(observation, Done | Absent):
             why = "converged" if isinstance(observation, Done) else observation.reason
-            return self._move(
-                intent,
-                now,
-                IntentStatus.APPROVED,
-                f"{ps.step.name}: {why}; resuming",
-                EventKind.OBSERVED,
-                Verdict.RETRYABLE,
-            )
+            return self._move(intent, now, S.APPROVED, f"{ps.step.name}: {why}; resuming", EventKind.OBSERVED)
         if isinstance(observation, Unclear):
             delay = self._backoff(rec, now, 30.0)
-            return self._move(
-                intent,
-                now,
-                IntentStatus.UNKNOWN,
-                f"{ps.step.name}: {observation.reason}",
-                EventKind.STILL_UNKNOWN,
-                Verdict.UNKNOWN,
-                delay,
-            )
+            reason = f"{ps.step.name}: {observation.reason}"
+            return self._move(intent, now, S.UNKNOWN, reason, EventKind.STILL_UNKNOWN, delay)
         window = ps.step.convergence_window or spec.timeout
-        start = window_start(rec)
-        if (now - start).total_seconds() > window:
+        if (now - window_start(rec)).total_seconds() > window:
             reason = f"{ps.step.name} did not converge within {window:g}s: {observation.reason}"
-            return self._move(
-                intent, now, IntentStatus.BLOCKED, reason, EventKind.CONVERGENCE_WINDOW_EXCEEDED, Verdict.BLOCKED
-            )
+            return self._move(intent, now, S.BLOCKED, reason, EventKind.CONVERGENCE_WINDOW_EXCEEDED)
         delay = self._backoff(rec, now, observation.retry_after)
-        return self._move(
-            intent,
-            now,
-            IntentStatus.CONVERGING,
-            f"{ps.step.name}: {observation.reason}",
-            None,
-            Verdict.CONVERGING,
-            delay,
-        )
+        return self._move(intent, now, S.CONVERGING, f"{ps.step.name}: {observation.reason}", None, delay)
 
-    def _ctx(self, intent: Intent, params: Any, rec: StepRecord) -> StepContext:
+    def _ctx(self, intent: Intent, params: Any, rec: StepRecord) -> StepContext[Any]:
         def no_checkpoint(_ids: dict[str, Any]) -> None:
             raise RuntimeError("the reconciler observes; it does not checkpoint")
 
@@ -190,7 +158,6 @@ class Reconciler:
         status: IntentStatus,
         reason: str,
         kind: EventKind | None,
-        verdict: Verdict,
         delay: float | None = None,
     ) -> Classification:
         next_check = now + timedelta(seconds=delay) if delay is not None else None
@@ -199,11 +166,12 @@ class Reconciler:
                 # Nothing changed but when to look again: not a transition, so the version (and every button
                 # carrying it) stays valid.
                 tx.reschedule(intent, next_check)
+                if kind in (EventKind.OBSERVED, EventKind.REQUEUED):
+                    data = {"status": status.value, "reason": reason}
+                    tx.append_event(EventDraft(kind, self.actor, data, intent.id), now)
             else:
-                tx.update_intent(intent, status=status, status_reason=reason, next_check_at=next_check, updated_at=now)
-            if kind and (status is not intent.status or kind in (EventKind.OBSERVED, EventKind.REQUEUED)):
-                tx.append_event(
-                    EventDraft(kind, self.actor, {"status": status.value, "reason": reason}, intent.id), now
-                )
+                kind = kind if status is not intent.status or kind in (EventKind.OBSERVED, EventKind.REQUEUED) else None
+                transition(tx, intent, Move(status, reason, next_check_at=next_check), kind, self.actor, now)
+        verdict = verdict_of(status) or Verdict.BLOCKED
         log.info("reconciled", intent_id=intent.id, verdict=verdict.value, reason=reason)
         return Classification(intent.id, intent.workflow, verdict, status, reason)

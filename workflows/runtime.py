@@ -1,9 +1,7 @@
-"""Injected time, ids and the fault-injection seam."""
+"""Injected time and ids, and the no-op fault seam production runs with (crash tests bring their own)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -34,22 +32,3 @@ class UuidIds:
 class NoFaults:
     def reached(self, point: str) -> None:
         return None
-
-
-class KillAtPoint:
-    """Crash the process with SIGKILL when the named point is reached: the crash-matrix seam."""
-
-    def __init__(self, point: str) -> None:
-        self.point = point
-
-    def reached(self, point: str) -> None:
-        if point == self.point:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def fault_point(step: str, phase: str) -> str:
-    """The name of a crash point: `<step>:before_effect`, `<step>:after_effect`, `<step>:after_checkpoint`."""
-    return f"{step}:{phase}"
-
-
-PHASES = ("before_effect", "after_effect", "after_checkpoint")

@@ -1,13 +1,20 @@
-"""Operator-facing operations, shared by the CLI and Slack: request, approve, deny and the recovery actions."""
+"""Operator-facing operations, shared by the CLI and Slack: request, approve, deny and the recovery actions.
+
+Every action is checked here, against who is asking now (`workflows.authorization`) and what the intent's state
+offers (`workflows.states`), whatever a button or a terminal showed them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from workflows.authoring import WorkflowDefinition
+from workflows.authorization import check_approvals, may, requesters_of, require, rule
 from workflows.deps import Runtime
 from workflows.errors import (
     ConcurrentModification,
@@ -17,7 +24,7 @@ from workflows.errors import (
     PermissionDenied,
     StalePlan,
 )
-from workflows.guidance import Action, Guidance, available_actions, guidance
+from workflows.guidance import Guidance, available_actions, guidance
 from workflows.model import (
     Approval,
     AuditEvent,
@@ -27,17 +34,25 @@ from workflows.model import (
     Intent,
     IntentId,
     IntentStatus,
+    LockHolder,
     Mode,
+    Move,
     NewIntent,
+    NewPlan,
     StepRecord,
     StepStatus,
 )
 from workflows.plan import canonical_json, sha256_hex
-from workflows.planning import compute_plan, parse_params
-from workflows.policy import check_approver, check_request, effective_policy, holds_approver_role
+from workflows.planning import compensation_plan, compute_plan, parse_params, plan_locks
 from workflows.ports import StoreTx
+from workflows.states import Action
+from workflows.transitions import transition
 
 log = structlog.get_logger("opsbot.service")
+
+S = IntentStatus
+MIN_HASH_PREFIX = 12
+_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +71,14 @@ class IntentView:
     events: tuple[AuditEvent, ...]
     guidance: Guidance
     approvals_needed: int
+    holders: tuple[LockHolder, ...] = ()  # who holds the resources it waits for
 
 
 class OpsService:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+    """The operations; `origin` is recorded beside the actor on every event it writes (the CLI's OS user@host)."""
+
+    def __init__(self, rt: Runtime, origin: str | None = None) -> None:
+        self.rt, self.origin = rt, origin
 
     # intake --------------------------------------------------------------------------------------
     def request(
@@ -68,12 +86,8 @@ class OpsService:
     ) -> RequestResult:
         spec = self.rt.registry.get(workflow)
         self.rt.config.environment(environment)
-        self._guarded(
-            lambda: check_request(self.rt.config, spec, actor, environment),
-            actor,
-            None,
-            EventKind.REQUEST_REFUSED,
-            {"workflow": workflow, "environment": environment},
+        self._require(
+            spec, environment, Action.REQUEST, actor, (), None, {"workflow": workflow, "environment": environment}
         )
         params = parse_params(spec, raw)
         canonical = params.model_dump(mode="json")
@@ -84,7 +98,7 @@ class OpsService:
         # is a new operation. An explicit key (CI) is honoured forever.
         if existing is not None and (idempotency_key is not None or not existing.status.terminal):
             return self._duplicate(existing, workflow, canonical, environment, actor)
-        plan = compute_plan(self.rt, spec, params, environment)
+        plan = compute_plan(self.rt, spec, params, environment, actor)
         now = self.rt.clock.now()
         new = NewIntent(
             IntentId(self.rt.ids.new_id()),
@@ -102,15 +116,8 @@ class OpsService:
                 tx.retire_idempotency_key(existing)
             intent = tx.insert_intent(new)
             if intent is not None:
-                tx.append_event(
-                    EventDraft(
-                        EventKind.REQUESTED,
-                        actor,
-                        {"workflow": workflow, "params": canonical, "environment": environment, "plan_hash": plan.hash},
-                        new.id,
-                    ),
-                    now,
-                )
+                data = {"workflow": workflow, "params": canonical, "environment": environment, "plan_hash": plan.hash}
+                tx.append_event(self._event(EventKind.REQUESTED, actor, data, new.id), now)
         if intent is None:  # lost a race with an identical request
             with self.rt.store.transaction() as tx:
                 raced = tx.get_intent_by_key(key)
@@ -125,31 +132,21 @@ class OpsService:
         if (existing.workflow, existing.params, existing.environment) != (workflow, params, env):
             raise InvalidInput(f"idempotency key already used by intent {existing.id} for a different request")
         with self.rt.store.transaction() as tx:
-            tx.append_event(
-                EventDraft(EventKind.DUPLICATE_REQUEST, actor, {"status": existing.status.value}, existing.id),
-                self.rt.clock.now(),
-            )
+            data = {"status": existing.status.value}
+            tx.append_event(self._event(EventKind.DUPLICATE_REQUEST, actor, data, existing.id), self.rt.clock.now())
         return RequestResult(existing, created=False)
 
     # approval ------------------------------------------------------------------------------------
-    def approve(self, intent_id: str, actor: str, plan_hash: str | None = None) -> Intent:
+    def approve(self, intent_id: str, actor: str, plan_hash: str) -> Intent:
+        """Approve exactly the plan the approver read: the full hash, or at least its first 12 hex digits."""
         intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
-        if intent.status is IntentStatus.APPROVED or intent.status is IntentStatus.RUNNING:
-            raise InvalidTransition(f"intent {intent.id} is already approved ({intent.status.value})")
-        if intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL):
+        if not intent.status.awaiting_approval:
+            if intent.status in (S.APPROVED, S.WAITING, S.RUNNING):
+                raise InvalidTransition(f"intent {intent.id} is already approved ({intent.status.value})")
             raise InvalidTransition(f"intent {intent.id} is {intent.status.value}; there is nothing to approve")
-        if plan_hash is not None and not intent.plan_hash.startswith(plan_hash):
-            self._audit_refusal(intent.id, actor, EventKind.APPROVAL_REFUSED, "stale plan")
-            raise StalePlan(f"the plan changed since you saw it (now {intent.plan_hash[:12]}); review it again")
-        self._guarded(
-            lambda: check_approver(self.rt.config, spec, actor, intent.requester),
-            actor,
-            intent.id,
-            EventKind.APPROVAL_REFUSED,
-            {"plan_hash": intent.plan_hash},
-        )
-        needed = effective_policy(self.rt.config, spec).approvals
+        self._check_hash(intent, actor, plan_hash)
+        self._require(spec, intent.environment, Action.APPROVE, actor, requesters_of(intent), intent.id)
         for _ in range(5):
             now = self.rt.clock.now()
             try:
@@ -158,124 +155,136 @@ class OpsService:
                     assert current is not None
                     if current.plan_hash != intent.plan_hash:
                         raise StalePlan("the plan changed while you were approving it; review it again")
-                    if current.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL):
+                    if not current.status.awaiting_approval:
                         return current
-                    tx.add_approval(
-                        Approval(
-                            intent.id,
-                            actor,
-                            current.plan_hash,
-                            Decision.APPROVE,
-                            now,
-                            now + timedelta(seconds=self.rt.approval_ttl),
-                        )
-                    )
-                    tx.append_event(
-                        EventDraft(EventKind.APPROVED, actor, {"plan_hash": current.plan_hash}, intent.id), now
-                    )
-                    valid = {a.actor for a in tx.approvals(intent.id) if a.valid_for(current.plan_hash, now)}
-                    if len(valid) < needed:
+                    expires = now + timedelta(seconds=self.rt.approval_ttl)
+                    tx.add_approval(Approval(intent.id, actor, current.plan_hash, Decision.APPROVE, now, expires))
+                    data = {"plan_hash": current.plan_hash}
+                    tx.append_event(self._event(EventKind.APPROVED, actor, data, intent.id), now)
+                    check = check_approvals(self.rt.config, spec, current, tx.approvals(intent.id), now, fresh=True)
+                    if not check.ok:
                         return current
-                    return tx.update_intent(
-                        current,
-                        status=IntentStatus.APPROVED,
-                        status_reason=f"approved by {', '.join(sorted(valid))}",
-                        updated_at=now,
-                        next_check_at=None,
-                    )
+                    move = Move(S.APPROVED, f"approved by {', '.join(check.approvers)}")
+                    return transition(tx, current, move, None, actor, now)
             except ConcurrentModification:
                 continue
         raise InvalidTransition(f"intent {intent.id} is changing too fast to approve; try again")
 
+    def _check_hash(self, intent: Intent, actor: str, plan_hash: str) -> None:
+        given = (plan_hash or "").strip().lower()
+        if len(given) < MIN_HASH_PREFIX or not _HEX.match(given):
+            self._audit_refusal(intent.id, actor, EventKind.APPROVAL_REFUSED, "no plan hash")
+            raise InvalidInput(
+                f"say which plan you approve: its hash, at least {MIN_HASH_PREFIX} hex digits "
+                f"(the current plan is {intent.plan_hash[:MIN_HASH_PREFIX]})"
+            )
+        if not intent.plan_hash.startswith(given):
+            self._audit_refusal(intent.id, actor, EventKind.APPROVAL_REFUSED, "stale plan")
+            raise StalePlan(f"the plan changed since you saw it (now {intent.plan_hash[:12]}); review it again")
+
     def deny(self, intent_id: str, actor: str, reason: str = "") -> Intent:
         intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
-        if intent.status not in (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL):
+        if not intent.status.awaiting_approval:
             raise InvalidTransition(f"intent {intent.id} is {intent.status.value}; it can no longer be denied")
-        self._guarded(
-            lambda: check_approver(self.rt.config, spec, actor, intent.requester),
-            actor,
-            intent.id,
-            EventKind.DENY_REFUSED,
-            {},
+        self._require(
+            spec, intent.environment, Action.DENY, actor, requesters_of(intent), intent.id, kind=EventKind.DENY_REFUSED
         )
         now = self.rt.clock.now()
-        return self._transition(
-            intent,
-            IntentStatus.DENIED,
-            actor,
-            EventKind.DENIED,
-            reason or "denied without a reason",
-            approval=Approval(intent.id, actor, intent.plan_hash, Decision.DENY, now, now, reason or None),
+        approval = Approval(intent.id, actor, intent.plan_hash, Decision.DENY, now, now, reason or None)
+        return self._act(
+            intent, Move(S.DENIED, reason or "denied without a reason"), EventKind.DENIED, actor, approval=approval
         )
 
     # recovery ------------------------------------------------------------------------------------
     def cancel(self, intent_id: str, actor: str, reason: str) -> Intent:
-        intent = self._allowed(intent_id, Action.CANCEL)
-        if actor != intent.requester:
-            self._require_approver(intent, actor, "cancel")
-        return self._transition(intent, IntentStatus.CANCELLED, actor, EventKind.CANCELLED, reason)
+        intent = self._offered(intent_id, Action.CANCEL, actor)
+        if not self._agreed(intent, Action.CANCEL, actor, reason):
+            return intent
+        return self._act(intent, Move(S.CANCELLED, reason), EventKind.CANCELLED, actor)
 
     def retry(self, intent_id: str, actor: str, reason: str) -> Intent:
-        intent = self._allowed(intent_id, Action.RETRY)
-        if intent.status is IntentStatus.NEEDS_REAPPROVAL:
+        intent = self._offered(intent_id, Action.RETRY, actor)
+        if intent.status is S.NEEDS_REAPPROVAL:
             spec = self.rt.registry.get(intent.workflow)
-            plan = compute_plan(self.rt, spec, spec.params.model_validate(intent.params), intent.environment)
-            return self._transition(
-                intent,
-                IntentStatus.PENDING_APPROVAL,
-                actor,
-                EventKind.REPLANNED,
-                reason,
-                plan=plan.model_dump(mode="json"),
-                plan_hash=plan.hash,
-            )
-        return self._transition(intent, IntentStatus.APPROVED, actor, EventKind.RETRY, reason, started_at=None)
+            params = spec.params.model_validate(intent.params)
+            plan = compute_plan(self.rt, spec, params, intent.environment, intent.requester)
+            move = Move(S.PENDING_APPROVAL, reason, new_plan=NewPlan(plan.model_dump(mode="json"), plan.hash))
+            return self._act(intent, move, EventKind.REPLANNED, actor)
+        return self._reexecute(intent, actor, reason, EventKind.RETRY)
 
     def resume(self, intent_id: str, actor: str, reason: str) -> Intent:
-        intent = self._allowed(intent_id, Action.RESUME)
-        return self._transition(
-            intent, IntentStatus.APPROVED, actor, EventKind.RESUMED, reason, reopen_window=True, started_at=None
-        )
+        intent = self._offered(intent_id, Action.RESUME, actor)
+        return self._reexecute(intent, actor, reason, EventKind.RESUMED, reopen_windows=True)
 
     def mark_done(self, intent_id: str, actor: str, reason: str) -> Intent:
         if not reason.strip():
             raise InvalidInput("mark-done needs a reason: say what was verified by hand")
-        intent = self._allowed(intent_id, Action.MARK_DONE)
-        self._require_approver(intent, actor, "mark done")
-        return self._transition(intent, IntentStatus.MARKED_DONE, actor, EventKind.MARKED_DONE, reason)
+        intent = self._offered(intent_id, Action.MARK_DONE, actor)
+        if not self._agreed(intent, Action.MARK_DONE, actor, reason):
+            return intent
+        return self._act(intent, Move(S.MARKED_DONE, reason), EventKind.MARKED_DONE, actor)
 
     def compensate(self, intent_id: str, actor: str, reason: str) -> Intent:
-        intent = self._allowed(intent_id, Action.COMPENSATE)
-        self._require_approver(intent, actor, "compensate")
-        return self._transition(
-            intent,
-            IntentStatus.APPROVED,
-            actor,
-            EventKind.COMPENSATION_REQUESTED,
-            reason,
-            mode=Mode.COMPENSATE,
-            started_at=None,
-        )
-
-    # reading -------------------------------------------------------------------------------------
-    def show(self, intent_id: str) -> IntentView:
-        intent = self.get(intent_id)
+        """Propose undoing the completed steps: a compensation plan that others must approve before it runs."""
+        intent = self._offered(intent_id, Action.COMPENSATE, actor)
         spec = self.rt.registry.get(intent.workflow)
         with self.rt.store.transaction() as tx:
+            steps = tx.steps(intent.id)
+        plan = compensation_plan(spec, intent, steps, actor)
+        move = Move(
+            S.PENDING_APPROVAL,
+            reason,
+            mode=Mode.COMPENSATE,
+            new_plan=NewPlan(plan.model_dump(mode="json"), plan.hash),
+            fresh_budget=True,
+            reauthorize=False,
+        )
+        return self._act(intent, move, EventKind.COMPENSATION_REQUESTED, actor)
+
+    def _reexecute(
+        self, intent: Intent, actor: str, reason: str, kind: EventKind, reopen_windows: bool = False
+    ) -> Intent:
+        """Back to execution, under an approval that holds *now*; otherwise ask for a new one, saying why."""
+        spec = self.rt.registry.get(intent.workflow)
+        now = self.rt.clock.now()
+        with self.rt.store.transaction() as tx:
+            approvals = tx.approvals(intent.id)
+        check = check_approvals(self.rt.config, spec, intent, approvals, now, fresh=True)
+        if check.ok:
+            move = Move(S.APPROVED, reason, fresh_budget=True, reauthorize=True)
+            return self._act(intent, move, kind, actor, reopen_windows=reopen_windows)
+        why = f"{reason} — needs a new approval first: {check.reason}"
+        move = Move(S.NEEDS_REAPPROVAL, why, fresh_budget=True, reauthorize=True)
+        return self._act(intent, move, kind, actor, reopen_windows=reopen_windows)
+
+    # reading -------------------------------------------------------------------------------------
+    def show(self, intent_id: str, viewer: str | None = None) -> IntentView:
+        """One intent with everything about it; with `viewer`, only if they may see it."""
+        intent = self.get(intent_id)
+        spec = self.rt.registry.get(intent.workflow)
+        if viewer is not None:
+            require(self.rt.config, spec, intent.environment, Action.VIEW, viewer, (intent.requester,))
+        with self.rt.store.transaction() as tx:
             steps, approvals, events = tx.steps(intent.id), tx.approvals(intent.id), tx.events(intent.id)
+            holders = tx.lock_holders(plan_locks(intent)) if intent.status is S.WAITING else []
         return IntentView(
             intent,
             tuple(steps),
             tuple(approvals),
             tuple(events),
             guidance(intent, spec, steps),
-            effective_policy(self.rt.config, spec).approvals,
+            rule(self.rt.config, spec, intent.environment, Action.APPROVE).people,
+            tuple(h for h in holders if h.intent_id != intent.id),
         )
 
     def list(self, status: IntentStatus | None = None, limit: int = 50) -> list[Intent]:
         with self.rt.store.transaction() as tx:
             return tx.list_intents([status] if status else None, limit)
+
+    def may(self, intent: Intent, action: Action, actor: str) -> bool:
+        """Whether `actor` may take `action` on `intent` now: for showing buttons to one person."""
+        return may(self.rt.config, self.rt.registry.get(intent.workflow), intent, action, actor)
 
     # internals -----------------------------------------------------------------------------------
     def get(self, intent_id: str) -> Intent:
@@ -285,83 +294,97 @@ class OpsService:
             raise NotFound(f"no intent with id {intent_id!r}")
         return intent
 
-    def _allowed(self, intent_id: str, action: Action) -> Intent:
+    def _offered(self, intent_id: str, action: Action, actor: str) -> Intent:
+        """The intent, if its state offers `action` and `actor` may take it now."""
         intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
         with self.rt.store.transaction() as tx:
             steps = tx.steps(intent.id)
-        allowed = available_actions(intent, spec, steps)
-        if action not in allowed:
-            options = ", ".join(a.value for a in allowed) or "none (wait for it to finish)"
+        offered = available_actions(intent, spec, steps)
+        if action not in offered:
+            options = ", ".join(a.value for a in offered) or "none (wait for it to finish)"
             raise InvalidTransition(
                 f"{action.value} is not available while intent {intent.id} is {intent.status.value}; "
                 f"available now: {options}"
             )
+        self._require(spec, intent.environment, action, actor, requesters_of(intent), intent.id)
         return intent
 
-    def _require_approver(self, intent: Intent, actor: str, what: str) -> None:
-        spec = self.rt.registry.get(intent.workflow)
-        if not holds_approver_role(self.rt.config, spec, actor):
-            self._audit_refusal(intent.id, actor, EventKind.ACTION_REFUSED, f"{what} needs an approver role")
-            raise PermissionDenied(f"{what} needs an approver role for {spec.name}")
-
-    def _guarded(
-        self, check: Any, actor: str, intent_id: IntentId | None, kind: EventKind, data: dict[str, Any]
+    def _require(
+        self,
+        spec: WorkflowDefinition,
+        environment: str,
+        action: Action,
+        actor: str,
+        requesters: tuple[str, ...],
+        intent_id: IntentId | None,
+        data: dict[str, Any] | None = None,
+        kind: EventKind | None = None,
     ) -> None:
-        """Run a policy check; a refusal is audited before it reaches the caller."""
+        """The policy check; a refusal is audited before it reaches the caller."""
         try:
-            check()
+            require(self.rt.config, spec, environment, action, actor, requesters)
         except PermissionDenied as exc:
-            self._audit_refusal(intent_id, actor, kind, str(exc), data)
+            refused = kind or {
+                Action.REQUEST: EventKind.REQUEST_REFUSED,
+                Action.APPROVE: EventKind.APPROVAL_REFUSED,
+            }.get(action, EventKind.ACTION_REFUSED)
+            self._audit_refusal(intent_id, actor, refused, str(exc), {"action": action.value, **(data or {})})
             raise
+
+    def _agreed(self, intent: Intent, action: Action, actor: str, reason: str) -> bool:
+        """True once as many distinct people as the policy asks have asked for `action` on this version."""
+        spec = self.rt.registry.get(intent.workflow)
+        needed = rule(self.rt.config, spec, intent.environment, action).people
+        if needed <= 1:
+            return True
+        now = self.rt.clock.now()
+        with self.rt.store.transaction() as tx:
+            agreeing = tx.agree(intent, action.value, actor, reason, now)
+            data = {"action": action.value, "agreeing": agreeing, "needed": needed, "reason": reason}
+            tx.append_event(self._event(EventKind.ACTION_AGREED, actor, data, intent.id), now)
+        return len(agreeing) >= needed
 
     def _audit_refusal(
         self, intent_id: IntentId | None, actor: str, kind: EventKind, reason: str, data: dict[str, Any] | None = None
     ) -> None:
         with self.rt.store.transaction() as tx:
-            tx.append_event(EventDraft(kind, actor, {"reason": reason, **(data or {})}, intent_id), self.rt.clock.now())
+            tx.append_event(
+                self._event(kind, actor, {"reason": reason, **(data or {})}, intent_id), self.rt.clock.now()
+            )
 
-    def _transition(
+    def _event(self, kind: EventKind, actor: str, data: dict[str, Any], intent_id: IntentId | None) -> EventDraft:
+        return EventDraft(kind, actor, {**data, "via": self.origin} if self.origin else data, intent_id)
+
+    def _act(
         self,
         intent: Intent,
-        status: IntentStatus,
-        actor: str,
+        move: Move,
         kind: EventKind,
-        reason: str,
+        actor: str,
         *,
         approval: Approval | None = None,
-        reopen_window: bool = False,
-        **changes: Any,
+        reopen_windows: bool = False,
     ) -> Intent:
+        """One operator transition in one transaction; a race with anyone else is reported, never retried."""
         now = self.rt.clock.now()
+        move = replace(move, reason=f"{kind} by {actor}: {move.reason}")
+        data = {"via": self.origin} if self.origin else {}
         try:
             with self.rt.store.transaction() as tx:
                 if approval is not None:
                     tx.add_approval(approval)
-                if reopen_window:
-                    self._reopen_windows(tx, intent, now)
-                moved = tx.update_intent(
-                    intent,
-                    status=status,
-                    status_reason=f"{kind} by {actor}: {reason}",
-                    next_check_at=None,
-                    updated_at=now,
-                    **changes,
-                )
-                tx.append_event(
-                    EventDraft(
-                        kind, actor, {"reason": reason, "from": intent.status.value, "to": status.value}, intent.id
-                    ),
-                    now,
-                )
+                if reopen_windows:
+                    _reopen_windows(tx, intent, now)
+                moved = transition(tx, intent, move, kind, actor, now, data)
         except ConcurrentModification:
             raise InvalidTransition(f"intent {intent.id} changed while you acted; look at it again") from None
-        log.info("intent_transition", intent_id=intent.id, kind=kind, to=status.value)
+        log.info("intent_transition", intent_id=intent.id, kind=kind, to=move.to.value)
         return moved
 
-    @staticmethod
-    def _reopen_windows(tx: StoreTx, intent: Intent, now: Any) -> None:
-        """An operator's resume gives converging steps a fresh convergence window."""
-        for rec in tx.steps(intent.id):
-            if rec.status is StepStatus.PENDING:
-                tx.update_step(intent.id, rec.seq, output={**rec.output, "window_from": now.isoformat()})
+
+def _reopen_windows(tx: StoreTx, intent: Intent, now: datetime) -> None:
+    """An operator's resume gives converging steps a fresh convergence window."""
+    for rec in tx.steps(intent.id):
+        if rec.status is StepStatus.PENDING:
+            tx.update_step(intent.id, rec.seq, output={**rec.output, "window_from": now.isoformat()})

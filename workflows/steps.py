@@ -8,26 +8,31 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from workflows.authoring import COMPENSATION_PREFIX, VERIFY_STEP, Rollback, StepSpec, Workflow, WorkflowDefinition
 from workflows.context import StepContext
 from workflows.errors import OutcomeUnknown
 from workflows.model import Mode, StepRecord, StepStatus
 from workflows.outcomes import Absent, Done, Observation, Pending, StepOutcome, Unclear
-from workflows.registry import Rollback, Step, Workflow, WorkflowSpec
 
-VERIFY = Step("verify_postconditions", rollback=Rollback.NONE, timeout=120.0, description="check postconditions")
 COMPENSATION_SEQ_BASE = 1000
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedStep:
+    """A step as one run executes it: its checkpoint sequence number and its calls bound to the workflow."""
+
     seq: int
-    step: Step
-    run: Callable[[StepContext], StepOutcome]
-    probe: Callable[[StepContext], Observation] | None
-    rerun_safe: bool
+    step: StepSpec
+    run: Callable[[StepContext[Any]], StepOutcome]
+    probe: Callable[[StepContext[Any]], Observation] | None
+
+    @property
+    def rerun_safe(self) -> bool:
+        return self.step.rerun_safe
 
 
 class StepRunner:
@@ -79,28 +84,66 @@ def call_with_timeout(fn: Callable[[], T], seconds: float, what: str) -> T:
         runner.close()
 
 
-def planned_steps(spec: WorkflowSpec, wf: Workflow, mode: Mode, records: dict[int, StepRecord]) -> list[PlannedStep]:
-    """The forward steps plus the verification step, or the compensations of what succeeded, in reverse."""
+def _verify_spec() -> StepSpec:
+    def unbound(_wf: Any, _ctx: StepContext[Any]) -> StepOutcome:
+        raise AssertionError("the verification step is bound per run")
+
+    return StepSpec(
+        VERIFY_STEP,
+        unbound,
+        Rollback.NONE,
+        timeout=120.0,
+        idempotent="it only reads the postconditions",
+        description="check postconditions",
+    )
+
+
+VERIFY = _verify_spec()
+
+
+def planned_steps(
+    spec: WorkflowDefinition, wf: Workflow[Any], mode: Mode, records: dict[int, StepRecord]
+) -> list[PlannedStep]:
+    """The forward steps plus verification, or the compensations of what succeeded, newest first."""
     if mode is Mode.FORWARD:
         out = [
-            PlannedStep(i, s, wf.action(s), wf.probe(s), s.convergence_window is not None)
+            PlannedStep(i, s, _bind(wf, s.run), _bind(wf, s.probe) if s.probe else None)
             for i, s in enumerate(spec.steps, 1)
         ]
-        out.append(PlannedStep(len(spec.steps) + 1, VERIFY, lambda ctx: verify(spec, wf, ctx), None, True))
+        out.append(PlannedStep(len(spec.steps) + 1, VERIFY, lambda ctx: verify(spec, wf, ctx), None))
         return out
+    return [
+        PlannedStep(COMPENSATION_SEQ_BASE + rec.seq, comp, _bind(wf, comp.run), None)
+        for rec, comp in compensations(spec, records)
+    ]
+
+
+def compensations(spec: WorkflowDefinition, records: dict[int, StepRecord]) -> list[tuple[StepRecord, StepSpec]]:
+    """For each forward step that succeeded (newest first) and whose step still declares a compensation, by name."""
     out = []
-    for i, s in reversed(list(enumerate(spec.steps, 1))):
-        rec = records.get(i)
-        comp = wf.compensation(s)
-        if s.rollback is Rollback.COMPENSATE and comp and rec and rec.status is StepStatus.SUCCEEDED:
-            name = f"compensate_{s.name}"
-            out.append(PlannedStep(COMPENSATION_SEQ_BASE + i, Step(name, timeout=s.timeout), comp, None, True))
+    for seq in sorted((s for s in records if s < COMPENSATION_SEQ_BASE), reverse=True):
+        rec = records[seq]
+        step = spec.step(rec.name)
+        if rec.status is StepStatus.SUCCEEDED and step is not None and step.compensation is not None:
+            comp = StepSpec(
+                f"{COMPENSATION_PREFIX}{step.name}",
+                step.compensation,
+                Rollback.NONE,
+                timeout=step.timeout,
+                idempotent="a compensation looks before it acts",
+                description=f"undo {step.name}",
+            )
+            out.append((rec, comp))
     return out
 
 
-def verify(spec: WorkflowSpec, wf: Workflow, ctx: StepContext) -> StepOutcome:
+def _bind(wf: Workflow[Any], fn: Callable[[Any, StepContext[Any]], R]) -> Callable[[StepContext[Any]], R]:
+    return lambda ctx: fn(wf, ctx)
+
+
+def verify(spec: WorkflowDefinition, wf: Workflow[Any], ctx: StepContext[Any]) -> StepOutcome:
     """Success needs evidence: every postcondition checked and true, or the intent is still converging."""
-    evidence = {p.name: wf.check(p)(ctx) for p in spec.postconditions}
+    evidence = {p.name: p.check(wf, ctx) for p in spec.postconditions}
     failing = [name for name, ev in evidence.items() if not ev.ok]
     detail = {name: {"ok": ev.ok, **ev.detail} for name, ev in evidence.items()}
     if failing:
@@ -114,7 +157,7 @@ def window_start(rec: StepRecord) -> datetime:
     return datetime.fromisoformat(since) if since else rec.started_at
 
 
-def observe(ps: PlannedStep, ctx: StepContext, active: bool = False) -> Observation:
+def observe(ps: PlannedStep, ctx: StepContext[Any], active: bool = False) -> Observation:
     """Ask the world whether a step's effect exists.
 
     Its probe answers when it has one. A step that is safe to repeat (a convergence wait) is either reported

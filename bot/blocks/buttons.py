@@ -7,9 +7,9 @@ from types import MappingProxyType
 
 from bot.blocks.kit import Block, Style, button, confirm_dialog
 from bot.ids import ActionId, ButtonValue
-from workflows.guidance import Action
+from workflows.authoring import Risk
 from workflows.model import JSON, Intent, IntentStatus
-from workflows.registry import Risk
+from workflows.states import Action
 
 AWAITING_APPROVAL = frozenset({IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL})
 

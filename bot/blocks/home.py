@@ -51,7 +51,7 @@ def _recent(intent: Intent, now: datetime) -> Block:
 
 
 def _more(count: int, what: str) -> list[Block]:
-    return [context([f"_…and {count} more {what}; `opsbot list` shows them all_"])] if count > 0 else []
+    return [context([f"_…and {count} more {what}; `opsbot intents list` shows them all_"])] if count > 0 else []
 
 
 def render_home(user: str, pending_approvals: list[Intent], recent: list[Intent], now: datetime) -> dict[str, Any]:

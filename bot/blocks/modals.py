@@ -11,8 +11,8 @@ from pydantic_core import PydanticUndefined
 from bot.blocks.kit import INPUT_VALUE, Block, context, input_block, modal, section, static_select, text_input
 from bot.blocks.text import bounded, clipped, code
 from bot.ids import FIELD_ACTION, REASON_ACTION, BlockId, CallbackId, ModalMeta
+from workflows.authoring import WorkflowDefinition as WorkflowSpec
 from workflows.redaction import redact
-from workflows.registry import WorkflowSpec
 
 REASON_MAX = 2000
 

@@ -22,8 +22,8 @@ from bot.blocks.kit import (
 )
 from bot.blocks.status import status_badge, status_label
 from bot.blocks.text import MAX_ITEMS, bullets, clean, clipped, code, mention, slack_date
+from workflows.authoring import Risk
 from workflows.model import JSON, Approval, Decision
-from workflows.registry import Risk
 from workflows.service import IntentView
 
 _LIST = SECTION_TEXT - 40  # a titled bullet list section
@@ -42,6 +42,7 @@ class PlanFacts:
     targets: tuple[str, ...]
     mutations: tuple[tuple[str, str, str], ...]
     locks: tuple[str, ...]
+    conflicts: tuple[str, ...]
     blast_radius: str
     rollback: tuple[tuple[str, str], ...]
     rollback_limits: str
@@ -51,7 +52,7 @@ class PlanFacts:
     def read(cls, plan: JSON) -> PlanFacts:
         """Facts from a plan dict shaped like `Plan.model_dump(mode="json")`; missing keys read as empty."""
         mutations = tuple(
-            (str(m.get("action", "")), str(m.get("resource", "")), str(m.get("detail", "")))
+            (str(m.get("action", "")), str(m.get("target") or m.get("resource") or ""), str(m.get("detail", "")))
             for m in _seq(plan.get("mutations"))
             if isinstance(m, dict)
         )
@@ -60,6 +61,7 @@ class PlanFacts:
             targets=tuple(str(t) for t in _seq(plan.get("targets"))),
             mutations=mutations,
             locks=tuple(str(t) for t in _seq(plan.get("locks"))),
+            conflicts=tuple(str(t) for t in _seq(plan.get("conflicts"))),
             blast_radius=str(plan.get("blast_radius") or ""),
             rollback=tuple((str(k), str(v)) for k, v in list(rollback.items())[:MAX_ITEMS])
             if isinstance(rollback, dict)
@@ -127,6 +129,7 @@ def _plan_sections(facts: PlanFacts) -> list[Block]:
                 ("Blast radius", clipped(facts.blast_radius, FIELD_TEXT - 20) or "_not stated_"),
             ]
         ),
+        *([section("*Conflicts*\n" + bullets(facts.conflicts, _LIST))] if facts.conflicts else []),
         section("*Rollback*\n" + bullets(facts.rollback, _LIST - 820, _rollback, empty="no steps") + limits),
         section("*Verification*\n" + bullets(facts.verification, _LIST, empty="no checks")),
     ]

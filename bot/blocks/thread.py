@@ -24,9 +24,9 @@ from bot.blocks.text import (
     slack_date,
     truncate_mrkdwn,
 )
-from workflows.guidance import Action
 from workflows.model import AuditEvent, StepRecord, StepStatus
 from workflows.service import IntentView
+from workflows.states import Action
 
 _ERROR = 2000
 _DETAIL = SECTION_TEXT - 400  # what the details of one event may take, after its headline
@@ -81,6 +81,11 @@ _NOTABLE: dict[str, _Notable] = {
     "approval_refused": _Notable(":no_entry_sign:", "Approval refused", "for"),
     "denied": _Notable(":no_entry:", "Denied", "by"),
     "claimed": _Notable(":gear:", "Picked up", "by"),
+    "waiting_for_lock": _Notable(":lock:", "Waiting for a resource another intent holds"),
+    "lock_released": _Notable(":unlock:", "The resource is free; starting"),
+    "definition_changed": _Notable(":rotating_light:", "The workflow changed under this intent"),
+    "approver_revoked": _Notable(":no_entry:", "An approver lost the role; approve again"),
+    "action_agreed": _Notable(":ballot_box_with_check:", "Agreed", "by"),
     "step_unknown": _Notable(":grey_question:", "Step outcome unknown"),
     "step_resolved_by_observation": _Notable(":mag:", "Step resolved by observation"),
     "step_rerun": _Notable(":repeat:", "Step running again"),
@@ -150,7 +155,9 @@ def render_event(event: AuditEvent) -> tuple[str, list[dict[str, Any]]] | None:
     if notable is None:
         return None
     head = f"*{notable.title}*" + (f" {notable.by} {mention(event.actor)}" if notable.by is not None else "")
-    meta = [f"{mention(event.actor)} · {slack_date(event.created_at)} · audit event {event.seq}"]
+    via = event.data.get("via")
+    by = mention(event.actor) + (f" (via {shown(via, 120)})" if via else "")
+    meta = [f"{by} · {slack_date(event.created_at)} · audit event {event.seq}"]
     reason = event.data.get("reason")
     return _reply(notable.emoji, head, _details(event.data), meta, shown(reason, 300) if reason else "")
 

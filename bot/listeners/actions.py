@@ -28,7 +28,7 @@ def register(app: App, surface: SlackSurface) -> None:
         ack()
         with answering(body, respond, client):
             view = surface.reason_modal(
-                ActionId(action["action_id"]), button_value(action.get("value")), _channel(body)
+                ActionId(action["action_id"]), button_value(action.get("value")), _channel(body), body["user"]["id"]
             )
             client.views_open(trigger_id=body["trigger_id"], view=view)
 

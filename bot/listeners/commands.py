@@ -42,7 +42,7 @@ def _run(parsed: Command, command: dict[str, Any], respond: Respond, client: Web
     user, channel = command["user_id"], command["channel_id"]
     if parsed.kind is CommandKind.STATUS:
         assert parsed.intent_id
-        respond(response_type="ephemeral", text=surface.status(parsed.intent_id).text)
+        respond(response_type="ephemeral", text=surface.status(parsed.intent_id, user).text)
     elif parsed.kind is CommandKind.MODAL:
         assert parsed.workflow
         client.views_open(trigger_id=command["trigger_id"], view=surface.request_modal(parsed.workflow, channel))

@@ -1,13 +1,15 @@
-"""The workflow catalog: every workflow opsbot can run."""
+"""The workflow catalog: every workflow opsbot can run, as a list of classes."""
 
 from __future__ import annotations
 
-from workflows.catalog import rds_create_replica
+from typing import Any
+
+from workflows.catalog.rds_create_replica import CreateReplica
 from workflows.registry import Registry
+
+CATALOG: tuple[type[Any], ...] = (CreateReplica,)
 
 
 def build_registry() -> Registry:
     """A fresh registry holding the whole catalog."""
-    registry = Registry()
-    rds_create_replica.register(registry)
-    return registry
+    return Registry(CATALOG)

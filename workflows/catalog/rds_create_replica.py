@@ -4,11 +4,33 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workflows.context import PreflightContext, StepContext
-from workflows.errors import AlreadyExists, PermanentError, PreconditionFailed, UnsafeError
-from workflows.outcomes import Absent, Done, Evidence, Observation, Pending, StepOutcome
-from workflows.ports import DbInstance, RdsPort
-from workflows.registry import PlanDraft, Postcondition, Registry, RetryPolicy, Risk, Rollback, Step, Workflow, workflow
+from workflows.sdk import (
+    Absent,
+    AdapterFactory,
+    AlreadyExists,
+    DbInstance,
+    Done,
+    Environment,
+    Evidence,
+    Mutation,
+    Observation,
+    Pending,
+    PermanentError,
+    PlanDraft,
+    PreconditionFailed,
+    PreflightContext,
+    RdsPort,
+    RetryPolicy,
+    Risk,
+    Rollback,
+    StepContext,
+    StepOutcome,
+    UnsafeError,
+    Workflow,
+    postcondition,
+    step,
+    workflow,
+)
 
 RDS_IDENTIFIER = r"^[a-zA-Z][a-zA-Z0-9-]{0,61}[a-zA-Z0-9]$"
 INTENT_TAG, MANAGED_TAG, SOURCE_TAG = "opsbot:intent", "opsbot:managed", "opsbot:source"
@@ -52,35 +74,22 @@ def _ours(instance: DbInstance, intent_id: str) -> bool:
     return instance.tags.get(INTENT_TAG) == intent_id
 
 
-class CreateReplica(Workflow):
-    steps = (
-        Step("create_replica", rollback=Rollback.COMPENSATE, timeout=120.0, description="create the read replica"),
-        Step(
-            "await_available",
-            rollback=Rollback.NONE,
-            timeout=60.0,
-            convergence_window=3600.0,
-            description="wait until the replica is available",
-        ),
-    )
-    postconditions = (
-        Postcondition("exists", "the replica exists and replicates from the source"),
-        Postcondition("expected_class", "the replica has the requested instance class"),
-        Postcondition("endpoint_present", "the replica has an endpoint address"),
-        Postcondition("tagged", "the replica carries this intent's tag"),
-    )
+@workflow(
+    name="rds.create-replica",
+    summary="Create an RDS read replica of a source instance",
+    risk=Risk.MEDIUM,
+    blast_radius="one new RDS instance; extra replication load on the source",
+    request_roles=("dba",),
+    approve_roles=("dba-lead",),
+    rollback_limits="compensation deletes the replica only if it carries this intent's tag",
+    retry=RetryPolicy(attempts=3, initial_delay=1.0, max_delay=10.0, requeues=3),
+    timeout=2 * 3600.0,
+)
+class CreateReplica(Workflow[CreateReplicaParams]):
+    """Preflight checks the source; one step creates the replica (tagged with the intent), one waits for it."""
 
-    @staticmethod
-    def _rds(ctx: PreflightContext | StepContext) -> RdsPort:
-        return ctx.adapters.rds(ctx.env.aws_region)
-
-    @staticmethod
-    def _p(ctx: PreflightContext | StepContext) -> CreateReplicaParams:
-        assert isinstance(ctx.params, CreateReplicaParams)
-        return ctx.params
-
-    def preflight(self, ctx: PreflightContext) -> PlanDraft:
-        p, rds = self._p(ctx), self._rds(ctx)
+    def preflight(self, ctx: PreflightContext[CreateReplicaParams]) -> PlanDraft:
+        p, rds = ctx.params, _rds(ctx.adapters, ctx.env)
         source = rds.describe_instance(p.source)
         if source is None:
             raise PreconditionFailed(f"source instance {p.source} not found in {ctx.env.aws_region}")
@@ -89,10 +98,10 @@ class CreateReplica(Workflow):
         existing = rds.describe_instance(p.replica)
         if existing is not None and existing.tags.get(MANAGED_TAG) != "true":
             raise PreconditionFailed(f"replica id {p.replica} is taken by an instance opsbot does not manage")
-        mutation = (
-            "adopt" if existing else "create",
-            f"rds:{p.replica}",
-            f"read replica of {p.source} as {p.instance_class}",
+        mutation = Mutation(
+            action="adopt" if existing else "create",
+            target=f"rds:{p.replica}",
+            detail=f"read replica of {p.source} as {p.instance_class}",
         )
         return PlanDraft(
             targets=(f"rds:{p.source}", f"rds:{p.replica}"),
@@ -113,8 +122,9 @@ class CreateReplica(Workflow):
             blast_radius=f"one new instance; replication load on {p.source}",
         )
 
-    def create_replica(self, ctx: StepContext) -> StepOutcome:
-        p, rds = self._p(ctx), self._rds(ctx)
+    @step(rollback=Rollback.COMPENSATE, timeout=120.0, description="create the read replica")
+    def create_replica(self, ctx: StepContext[CreateReplicaParams]) -> StepOutcome:
+        p, rds = ctx.params, _rds(ctx.adapters, ctx.env)
         tags = {INTENT_TAG: ctx.intent.id, MANAGED_TAG: "true", SOURCE_TAG: p.source}
         try:
             created = rds.create_read_replica(
@@ -138,9 +148,11 @@ class CreateReplica(Workflow):
             output={"status": created.status}, external_ids={"replica_id": created.identifier, "arn": created.arn}
         )
 
-    def probe_create_replica(self, ctx: StepContext) -> Observation:
-        p = self._p(ctx)
-        found = self._rds(ctx).describe_instance(p.replica)
+    @create_replica.probe
+    def _find_replica(self, ctx: StepContext[CreateReplicaParams]) -> Observation:
+        """After a crash: the replica exists with our tag (done), is absent (create again), or is someone else's."""
+        p = ctx.params
+        found = _rds(ctx.adapters, ctx.env).describe_instance(p.replica)
         if found is None:
             return Absent(f"no instance named {p.replica}: the create did not take effect")
         if not _ours(found, ctx.intent.id):
@@ -151,8 +163,10 @@ class CreateReplica(Workflow):
             how="observed",
         )
 
-    def compensate_create_replica(self, ctx: StepContext) -> StepOutcome:
-        p, rds = self._p(ctx), self._rds(ctx)
+    @create_replica.compensate
+    def _delete_replica(self, ctx: StepContext[CreateReplicaParams]) -> StepOutcome:
+        """Delete the replica, only if it carries this intent's tag; already gone or going counts as done."""
+        p, rds = ctx.params, _rds(ctx.adapters, ctx.env)
         found = rds.describe_instance(p.replica)
         if found is None or found.status == "deleting":
             return Done(output={"deleted": p.replica})
@@ -161,9 +175,16 @@ class CreateReplica(Workflow):
         rds.delete_instance(p.replica)
         return Done(output={"deleted": p.replica}, external_ids={"deleted": found.arn})
 
-    def await_available(self, ctx: StepContext) -> StepOutcome:
-        p = self._p(ctx)
-        found = self._rds(ctx).describe_instance(p.replica)
+    @step(
+        rollback=Rollback.NONE,
+        timeout=60.0,
+        convergence_window=3600.0,
+        idempotent="it only reads the replica's status",
+        description="wait until the replica is available",
+    )
+    def await_available(self, ctx: StepContext[CreateReplicaParams]) -> StepOutcome:
+        p = ctx.params
+        found = _rds(ctx.adapters, ctx.env).describe_instance(p.replica)
         if found is None:
             return Pending(f"{p.replica} is not visible yet (eventual consistency)", retry_after=10.0)
         if found.status == "available":
@@ -175,41 +196,34 @@ class CreateReplica(Workflow):
             guidance="inspect the instance in the RDS console; compensate to delete it",
         )
 
-    def _replica(self, ctx: StepContext) -> DbInstance | None:
-        return self._rds(ctx).describe_instance(self._p(ctx).replica)
-
-    def check_exists(self, ctx: StepContext) -> Evidence:
-        found = self._replica(ctx)
+    @postcondition("the replica exists and replicates from the source")
+    def exists(self, ctx: StepContext[CreateReplicaParams]) -> Evidence:
+        found = _replica(ctx)
         source = found.source_identifier if found else None
-        return Evidence(found is not None and source in (None, self._p(ctx).source), {"source": source})
+        return Evidence(found is not None and source in (None, ctx.params.source), {"source": source})
 
-    def check_expected_class(self, ctx: StepContext) -> Evidence:
-        found = self._replica(ctx)
+    @postcondition("the replica has the requested instance class")
+    def expected_class(self, ctx: StepContext[CreateReplicaParams]) -> Evidence:
+        found = _replica(ctx)
         actual = found.instance_class if found else None
-        return Evidence(actual == self._p(ctx).instance_class, {"class": actual})
+        return Evidence(actual == ctx.params.instance_class, {"class": actual})
 
-    def check_endpoint_present(self, ctx: StepContext) -> Evidence:
-        found = self._replica(ctx)
+    @postcondition("the replica has an endpoint address")
+    def endpoint_present(self, ctx: StepContext[CreateReplicaParams]) -> Evidence:
+        found = _replica(ctx)
         return Evidence(bool(found and found.endpoint), {"endpoint": found.endpoint if found else None})
 
-    def check_tagged(self, ctx: StepContext) -> Evidence:
-        found = self._replica(ctx)
+    @postcondition("the replica carries this intent's tag")
+    def tagged(self, ctx: StepContext[CreateReplicaParams]) -> Evidence:
+        found = _replica(ctx)
         return Evidence(
             bool(found and _ours(found, ctx.intent.id)), {"tag": found.tags.get(INTENT_TAG) if found else None}
         )
 
 
-def register(registry: Registry) -> None:
-    workflow(
-        registry,
-        name="rds.create-replica",
-        summary="Create an RDS read replica of a source instance",
-        params=CreateReplicaParams,
-        request_roles=("dba",),
-        approve_roles=("dba-lead",),
-        risk=Risk.MEDIUM,
-        blast_radius="one new RDS instance; extra replication load on the source",
-        rollback_limits="compensation deletes the replica only if it carries this intent's tag",
-        retry=RetryPolicy(attempts=3, initial_delay=1.0, max_delay=10.0, requeues=3),
-        timeout=2 * 3600.0,
-    )(CreateReplica)
+def _rds(adapters: AdapterFactory, env: Environment) -> RdsPort:
+    return adapters.rds(env.aws_region)
+
+
+def _replica(ctx: StepContext[CreateReplicaParams]) -> DbInstance | None:
+    return _rds(ctx.adapters, ctx.env).describe_instance(ctx.params.replica)

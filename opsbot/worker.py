@@ -9,11 +9,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.digest import post_digest
-from bot.settings import Settings
-from bot.wiring import Services
+from opsbot.settings import Settings
+from opsbot.wiring import Services
 from workflows.errors import ConfigError
 
-log = structlog.get_logger("opsbot.scheduler")
+log = structlog.get_logger("opsopsbot.worker")
 
 
 class Worker:
@@ -32,7 +32,8 @@ def start_worker(svc: Services, settings: Settings, engine_jobs: bool = True) ->
     """Start the jobs; `engine_jobs=False` (serve --no-worker) leaves executing to separate worker processes."""
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     if engine_jobs:
-        scheduler.add_job(svc.executor.run_once, "interval", seconds=1.0, id="executor")
+        # A round that frees a resource lock wakes its waiters; run_until_idle picks them up at once.
+        scheduler.add_job(svc.executor.run_until_idle, "interval", seconds=1.0, id="executor")
         scheduler.add_job(
             svc.reconciler.reconcile_due, "interval", seconds=settings.reconcile_interval_seconds, id="reconciler"
         )
@@ -43,7 +44,7 @@ def start_worker(svc: Services, settings: Settings, engine_jobs: bool = True) ->
                 trigger = CronTrigger.from_crontab(digest.cron, timezone=digest.timezone)
             except (ValueError, KeyError) as exc:
                 raise ConfigError(f"digest for {digest.channel}: bad cron {digest.cron!r} or timezone: {exc}") from None
-            scheduler.add_job(post_digest, trigger, args=(svc, digest), id=f"digest:{digest.channel}")
+            scheduler.add_job(post_digest, trigger, args=(svc.slack, digest), id=f"digest:{digest.channel}")
         pump = DeliveryPump(svc, settings.outbox_interval_seconds)
         pump.start()
     scheduler.start()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.fakeslack.driver import ACK_DEADLINE, Ack, SlackDriver, sign
-from bot.fakeslack.fake import FakeSlack
-from bot.fakeslack.limits import DEFAULT_LIMITS, Limits, validate_blocks, validate_view
-from bot.fakeslack.models import Call, Ephemeral, Message, ResponsePost, View
-from bot.fakeslack.state import Policy, Workspace
-from bot.fakeslack.traffic import Fault, TokenBucket
+from fakeslack.driver import ACK_DEADLINE, Ack, SlackDriver, sign
+from fakeslack.fake import FakeSlack
+from fakeslack.limits import DEFAULT_LIMITS, Limits, validate_blocks, validate_view
+from fakeslack.models import Call, Ephemeral, Message, ResponsePost, View
+from fakeslack.state import Policy, Workspace
+from fakeslack.traffic import Fault, TokenBucket
 
 __all__ = [
     "ACK_DEADLINE",

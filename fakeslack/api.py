@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.fakeslack.limits import check_message_text, validate_blocks, validate_view
-from bot.fakeslack.models import JSON, Message
-from bot.fakeslack.state import SlackState
+from fakeslack.limits import check_message_text, validate_blocks, validate_view
+from fakeslack.models import JSON, Message
+from fakeslack.state import SlackState
 
 # Methods whose successful posts spend a token of that channel's bucket (refused calls cost nothing).
 RATE_LIMITED_METHODS = frozenset({"chat.postMessage"})

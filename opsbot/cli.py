@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import getpass
 import signal
+import socket
 import sys
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import structlog
@@ -15,15 +17,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from bot.cli_render import render_list, render_plan, render_view
 from bot.commands import parse_pairs
-from bot.settings import Settings
-from bot.wiring import Services, build_services
-from workflows.errors import OpsError
+from opsbot.cli_render import render_list, render_plan, render_view
+from opsbot.settings import Settings
+from opsbot.wiring import Services, build_services, slack_app
+from workflows.config import OpsConfig
+from workflows.errors import InvalidInput, OpsError, PermissionDenied
 from workflows.logs import configure_logging
 from workflows.model import IntentStatus
 from workflows.reconciler import verdict_of
 from workflows.redaction import redact_text
+from workflows.service import OpsService
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="opsbot: workflow control plane for risky ops changes"
@@ -37,21 +41,47 @@ app.add_typer(audit_app, name="audit")
 
 out = Console(soft_wrap=False, width=140, markup=False, highlight=False)  # operator text is never markup
 err = Console(stderr=True, soft_wrap=True)
-log = structlog.get_logger("opsbot.cli")
+log = structlog.get_logger("opsopsbot.cli")
 T = TypeVar("T")
 
-Actor = Annotated[str | None, typer.Option("--actor", help="who is acting (default: the OS user)")]
+Actor = Annotated[
+    str | None,
+    typer.Option("--actor", help="act as this identity (default: yours, from cli.identities; see cli.actor_override)"),
+]
 Reason = Annotated[str, typer.Option("--reason", help="why; recorded in the audit log")]
+SERVICES: Callable[[Settings], Services] = build_services  # the crash tests swap in services with a fault seam
 
 
-def _actor(actor: str | None) -> str:
-    return actor or getpass.getuser()
+@dataclass(frozen=True)
+class Caller:
+    """Who is typing: the identity they act as, and the OS user and host every event records beside it."""
+
+    identity: str
+    origin: str
+
+
+def caller(config: OpsConfig, actor: str | None) -> Caller:
+    """The OS user mapped to a Slack id by `cli.identities`, or `os:<name>`, which holds no role unless named."""
+    os_user, host = getpass.getuser(), socket.gethostname()
+    own = config.cli.identities.get(os_user) or f"os:{os_user}"
+    if actor is None or actor == own:
+        return Caller(own, f"cli:{os_user}@{host}")
+    if not config.cli.actor_override:
+        raise PermissionDenied(f"--actor {actor} refused: this config sets cli.actor_override: false (you are {own})")
+    return Caller(actor, f"cli:{os_user}@{host} acting as {actor}")
 
 
 def _services() -> Services:
     settings = Settings()
     configure_logging(settings.log_level)
-    return build_services(settings)
+    return SERVICES(settings)
+
+
+def _ops(actor: str | None) -> tuple[OpsService, str]:
+    """The operations, as the caller; every event they write records the OS user and host."""
+    svc = _services()
+    who = caller(svc.runtime.config, actor)
+    return OpsService(svc.runtime, origin=who.origin), who.identity
 
 
 def _run(fn: Callable[[], T]) -> T:
@@ -85,8 +115,8 @@ def request(
         environment = env or env_in_args
         if not environment:
             raise OpsError("say which environment: env=<name> or --env <name>")
-        svc = _services()
-        result = svc.ops.request(workflow, params, environment, _actor(actor), idempotency_key)
+        ops, identity = _ops(actor)
+        result = ops.request(workflow, params, environment, identity, idempotency_key)
         if not result.created:
             out.print(
                 f"an intent with this idempotency key exists already: {result.intent.id} ({result.intent.status.value})"
@@ -99,12 +129,29 @@ def request(
 
 @app.command()
 def approve(
-    intent_id: str, plan_hash: Annotated[str | None, typer.Option("--plan-hash")] = None, actor: Actor = None
+    intent_id: str,
+    plan_hash: Annotated[
+        str | None, typer.Option("--plan-hash", help="the hash of the plan you reviewed (12+ hex digits)")
+    ] = None,
+    actor: Actor = None,
 ) -> None:
-    """Approve the intent's current plan (optionally pinning the plan hash you reviewed)."""
+    """Approve exactly the plan you reviewed: give its hash, or confirm the plan shown on a terminal."""
 
     def go() -> None:
-        intent = _services().ops.approve(intent_id, _actor(actor), plan_hash)
+        ops, identity = _ops(actor)
+        reviewed = plan_hash
+        if reviewed is None:
+            if not sys.stdin.isatty():
+                raise InvalidInput(
+                    "say which plan you approve: --plan-hash <hash> (see `opsbot intents show ID`), "
+                    "or run this on a terminal to review and confirm it"
+                )
+            current = ops.get(intent_id)
+            out.print(render_plan(current))
+            if not typer.confirm(f"Approve plan {current.plan_hash[:12]} of intent {current.id}?", default=False):
+                raise typer.Exit(1)
+            reviewed = current.plan_hash
+        intent = ops.approve(intent_id, identity, reviewed)
         out.print(f"intent {intent.id} is {intent.status.value}: {intent.status_reason or ''}")
 
     _run(go)
@@ -113,14 +160,20 @@ def approve(
 @app.command()
 def deny(intent_id: str, reason: Annotated[str, typer.Option("--reason")] = "", actor: Actor = None) -> None:
     """Deny the intent's plan."""
-    _run(lambda: out.print(f"intent {_services().ops.deny(intent_id, _actor(actor), reason).id} denied"))
+
+    def go() -> None:
+        ops, identity = _ops(actor)
+        out.print(f"intent {ops.deny(intent_id, identity, reason).id} denied")
+
+    _run(go)
 
 
 def _action(name: str, method: str) -> None:
     def command(intent_id: str, reason: Reason, actor: Actor = None) -> None:
         def go() -> None:
-            intent = getattr(_services().ops, method)(intent_id, _actor(actor), reason)
-            out.print(f"intent {intent.id} is now {intent.status.value}")
+            ops, identity = _ops(actor)
+            intent = getattr(ops, method)(intent_id, identity, reason)
+            out.print(f"intent {intent.id} is now {intent.status.value}: {intent.status_reason or ''}")
 
         _run(go)
 
@@ -154,8 +207,8 @@ def intents_show(intent_id: str) -> None:
 
 
 @app.command()
-def reconcile(once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = True) -> None:
-    """Classify due intents, resume those whose executor died, and run what became runnable."""
+def reconcile() -> None:
+    """One pass: classify due intents, resume those whose executor died, run what became runnable, then exit."""
 
     def go() -> None:
         svc = _services()
@@ -190,11 +243,11 @@ def worker(once: Annotated[bool, typer.Option("--once", help="drain what is runn
     def go() -> None:
         settings = Settings()
         configure_logging(settings.log_level)
-        svc = build_services(settings)
+        svc = SERVICES(settings)
         if once:
             reconcile_pass(svc)
             return
-        from bot.scheduler import start_worker
+        from opsbot.worker import start_worker
 
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -219,14 +272,13 @@ def serve(
     """Serve Slack: HTTP at /slack/events (and /healthz), or Socket Mode; runs the worker too by default."""
 
     def go() -> None:
-        from bot.app import create_app
-        from bot.scheduler import start_worker
-        from bot.server import make_server
+        from opsbot.server import make_server
+        from opsbot.worker import start_worker
 
         settings = Settings()
         configure_logging(settings.log_level, stream=sys.stdout)
-        svc = build_services(settings)
-        bolt = create_app(settings, svc)
+        svc = SERVICES(settings)
+        bolt = slack_app(settings, svc)
         check_slack(svc)
         worker = start_worker(svc, settings, engine_jobs=not no_worker)
 

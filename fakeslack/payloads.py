@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.fakeslack.models import JSON
-from bot.fakeslack.state import Workspace
+from fakeslack.models import JSON
+from fakeslack.state import Workspace
 
 _VALUE_ELEMENTS = frozenset({"plain_text_input", "email_text_input", "url_text_input", "number_input"})
 _SINGLE_OPTION = frozenset({"static_select", "external_select", "radio_buttons", "overflow"})

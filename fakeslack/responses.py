@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from bot.fakeslack.api import ApiResult, Refusal, bool_arg, ok, read_content, refused, thread_arg
-from bot.fakeslack.models import JSON, ResponsePost, ResponseUrl, Revision
-from bot.fakeslack.state import SlackState
+from fakeslack.api import ApiResult, Refusal, bool_arg, ok, read_content, refused, thread_arg
+from fakeslack.models import JSON, ResponsePost, ResponseUrl, Revision
+from fakeslack.state import SlackState
 
 
 def handle_response_url(state: SlackState, url_id: str, raw: bytes) -> ApiResult:

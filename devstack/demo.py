@@ -26,7 +26,7 @@ import requests
 import yaml
 from moto.server import ThreadedMotoServer
 
-from bot.fakeslack import FakeSlack, SlackDriver
+from fakeslack import FakeSlack, SlackDriver
 from store.migrate import upgrade
 
 ALICE, BOB = "U0ALICE01", "U0BOB0001"
@@ -48,7 +48,7 @@ def start_serve(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[s
     """`opsbot serve` on a free port; returns the process and its events URL."""
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "opsbot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from bot.fakeslack.limits import DEFAULT_LIMITS, Limits
-from bot.fakeslack.models import (
+from fakeslack.limits import DEFAULT_LIMITS, Limits
+from fakeslack.models import (
     JSON,
     Call,
     Ephemeral,
@@ -19,7 +19,7 @@ from bot.fakeslack.models import (
     Trigger,
     View,
 )
-from bot.fakeslack.traffic import ChannelLimiter, FaultPlan
+from fakeslack.traffic import ChannelLimiter, FaultPlan
 
 DEFAULT_CHANNELS: Mapping[str, str] = {"C0OPS0001": "ops"}
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from bot.fakeslack import payloads
-from bot.fakeslack.payloads import Actor
+from fakeslack import payloads
+from fakeslack.payloads import Actor
 
 if TYPE_CHECKING:
-    from bot.fakeslack.fake import FakeSlack
+    from fakeslack.fake import FakeSlack
 
 ACK_DEADLINE = 3.0
 _FORM = "application/x-www-form-urlencoded"

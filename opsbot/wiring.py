@@ -7,15 +7,18 @@ import socket
 import threading
 from dataclasses import dataclass
 
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
 from adapters.aws import BotoAdapters
+from bot.app import create_app
 from bot.delivery import OutboxWorker
 from bot.projector import Projector
-from bot.settings import Settings, load_config
+from bot.services import SlackServices
 from bot.surface import SlackSurface
+from opsbot.settings import Settings, load_config
 from store.db import make_engine
 from store.slack import SlackStore
 from store.sql import SqlStore
@@ -25,18 +28,8 @@ from workflows.errors import ConfigError
 from workflows.executor import Executor
 from workflows.ports import AdapterFactory, FaultSeam
 from workflows.reconciler import Reconciler
-from workflows.runtime import KillAtPoint, NoFaults
+from workflows.runtime import NoFaults
 from workflows.service import OpsService
-
-
-@dataclass(frozen=True)
-class SlackServices:
-    client: WebClient
-    store: SlackStore
-    projector: Projector
-    outbox: OutboxWorker
-    surface: SlackSurface
-    wake: threading.Event
 
 
 @dataclass(frozen=True)
@@ -49,33 +42,34 @@ class Services:
     slack: SlackServices | None = None
 
 
-def build_services(settings: Settings, adapters: AdapterFactory | None = None) -> Services:
+def build_services(
+    settings: Settings, adapters: AdapterFactory | None = None, faults: FaultSeam | None = None
+) -> Services:
     engine = make_engine(settings.database_url)
     store = SqlStore(engine)
-    faults: FaultSeam = KillAtPoint(settings.fault) if settings.fault else NoFaults()
     rt = Runtime(
         store=store,
         registry=build_registry(),
         config=load_config(settings.config),
         adapters=adapters or BotoAdapters(endpoint_url=settings.aws_endpoint_url),
-        faults=faults,
+        faults=faults or NoFaults(),
         approval_ttl=settings.approval_ttl_seconds,
         lease_seconds=settings.lease_seconds,
     )
     owner = f"{socket.gethostname()}:{os.getpid()}"
     ops = OpsService(rt)
-    slack = build_slack(settings, ops, engine) if settings.slack_bot_token is not None else None
+    slack = build_slack(settings, ops, engine, owner) if settings.slack_bot_token is not None else None
     return Services(rt, ops, Executor(rt, owner, settings.worker_threads), Reconciler(rt), store, slack)
 
 
-def build_slack(settings: Settings, ops: OpsService, engine: Engine) -> SlackServices:
+def build_slack(settings: Settings, ops: OpsService, engine: Engine, owner: str) -> SlackServices:
     client = web_client(settings)
     slack_store = SlackStore(engine)
     projector = Projector(ops, slack_store, ops.rt.registry)
     outbox = OutboxWorker(slack_store, client, ops.rt.clock, settings.slack_channel_burst, settings.slack_channel_rate)
     wake = threading.Event()
     surface = SlackSurface(ops, slack_store, projector, wake.set)
-    return SlackServices(client, slack_store, projector, outbox, surface, wake)
+    return SlackServices(ops, client, slack_store, projector, outbox, surface, wake, owner)
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -91,3 +85,12 @@ def web_client(settings: Settings) -> WebClient:
         # happened: the outbox retries those itself, after looking for the message first.
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)],
     )
+
+
+def slack_app(settings: Settings, svc: Services) -> App:
+    """The Bolt app for `opsbot serve`; refuses to build without the Slack credentials."""
+    if svc.slack is None:
+        raise ConfigError("the Slack services were not built (SLACK_BOT_TOKEN missing?)")
+    if settings.slack_signing_secret is None:
+        raise ConfigError("SLACK_SIGNING_SECRET is not set")
+    return create_app(settings.slack_signing_secret.get_secret_value(), svc.slack)

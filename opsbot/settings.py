@@ -24,7 +24,6 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=4, ge=1, le=32)
     reconcile_interval_seconds: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
-    fault: str | None = Field(default=None, description="crash-matrix seam: SIGKILL at '<step>:<phase>' (tests only)")
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "OPSBOT_SLACK_BOT_TOKEN")
     )

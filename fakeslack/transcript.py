@@ -6,7 +6,7 @@ import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.fakeslack.models import JSON, Ephemeral, Message
+from fakeslack.models import JSON, Ephemeral, Message
 
 
 def _plain(obj: Any) -> str:

@@ -9,11 +9,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.fakeslack.api import ApiResult, dispatch, message_channel, refused
-from bot.fakeslack.models import JSON, Call
-from bot.fakeslack.responses import handle_response_url
-from bot.fakeslack.state import SlackState
-from bot.fakeslack.traffic import Fault
+from fakeslack.api import ApiResult, dispatch, message_channel, refused
+from fakeslack.models import JSON, Call
+from fakeslack.responses import handle_response_url
+from fakeslack.state import SlackState
+from fakeslack.traffic import Fault
 
 RESPONSE_URL_METHOD = "response_url"
 

@@ -9,16 +9,16 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.fakeslack.api import live_messages
-from bot.fakeslack.limits import DEFAULT_LIMITS, Limits
-from bot.fakeslack.models import Call, Ephemeral, Message, ResponsePost, View
-from bot.fakeslack.server import SlackHttpServer
-from bot.fakeslack.state import DEFAULT_CHANNELS, Policy, SlackState, Workspace
-from bot.fakeslack.traffic import Fault
-from bot.fakeslack.transcript import render
+from fakeslack.api import live_messages
+from fakeslack.limits import DEFAULT_LIMITS, Limits
+from fakeslack.models import Call, Ephemeral, Message, ResponsePost, View
+from fakeslack.server import SlackHttpServer
+from fakeslack.state import DEFAULT_CHANNELS, Policy, SlackState, Workspace
+from fakeslack.traffic import Fault
+from fakeslack.transcript import render
 
 if TYPE_CHECKING:
-    from bot.fakeslack.driver import SlackDriver
+    from fakeslack.driver import SlackDriver
 
 T = TypeVar("T")
 
@@ -313,6 +313,6 @@ class FakeSlack:
 
     def driver(self, bot_url: str, **options: Any) -> SlackDriver:
         """A driver that sends signed Slack requests to the bot at `bot_url`."""
-        from bot.fakeslack.driver import SlackDriver
+        from fakeslack.driver import SlackDriver
 
         return SlackDriver(self, bot_url, **options)

@@ -21,6 +21,7 @@ _STATUS_STYLE = {
     IntentStatus.BLOCKED: "yellow",
     IntentStatus.NEEDS_REAPPROVAL: "yellow",
     IntentStatus.CONVERGING: "cyan",
+    IntentStatus.WAITING: "cyan",
 }
 
 
@@ -39,8 +40,16 @@ def render_plan(intent: Intent) -> RenderableType:
     table.add_row("requester", intent.requester)
     table.add_row("status", _status(intent.status))
     table.add_row("targets", "\n".join(plan["targets"]))
-    table.add_row("mutations", "\n".join(f"{m['action']} {m['resource']}: {m['detail']}" for m in plan["mutations"]))
+    if plan.get("purpose") == "compensation":
+        table.add_row("purpose", f"compensation, proposed by {plan.get('requested_by') or '?'}")
+    mutations = plan["mutations"]
+    table.add_row(
+        "mutations",
+        "\n".join(f"{m['action']} {m.get('target') or m.get('resource')}: {m['detail']}" for m in mutations),
+    )
     table.add_row("locks", "\n".join(plan["locks"]) or "none")
+    if plan.get("conflicts"):
+        table.add_row("conflicts", "\n".join(plan["conflicts"]))
     table.add_row("blast radius", plan["blast_radius"])
     table.add_row("risk", plan["risk"])
     table.add_row("rollback", "\n".join(f"{k}: {v}" for k, v in plan["rollback"].items()))
@@ -83,8 +92,10 @@ def render_view(view: IntentView) -> RenderableType:
 
     events = Table("seq", "at", "actor", "event", "detail", title="audit events")
     for e in view.events:
-        detail = ", ".join(f"{k}={v}" for k, v in redact(e.data).items() if k not in ("params",))
-        events.add_row(str(e.seq), e.created_at.strftime("%H:%M:%S"), e.actor, e.kind, detail[:160])
+        detail = ", ".join(f"{k}={v}" for k, v in redact(e.data).items() if k not in ("params", "via"))
+        via = e.data.get("via")
+        actor = f"{e.actor} (via {via})" if via else e.actor
+        events.add_row(str(e.seq), e.created_at.strftime("%H:%M:%S"), actor, e.kind, detail[:160])
 
     approvals = f"{len({a.actor for a in view.approvals if a.decision.value == 'approve'})}/{view.approvals_needed}"
     header = Text.assemble(
