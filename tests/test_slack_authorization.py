@@ -103,4 +103,3 @@ def test_a_forged_approve_click_without_the_full_plan_hash_approves_nothing(benc
     bench.settle()
     assert bench.status(intent_id) is IntentStatus.PENDING_APPROVAL
     assert bench.services.ops.show(intent_id).approvals == ()
-
