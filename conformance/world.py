@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from workflows.config import Environment
 from workflows.errors import AlreadyExists, OutcomeUnknown, PermanentError, TransientError
-from workflows.ports import DbInstance
+from workflows.ports import AdapterFactory, DatabasePort, DbInstance, RdsPort
 
 T = TypeVar("T")
 State = dict[str, Any]
@@ -259,3 +259,9 @@ class ScriptedAdapters:
 
     def database(self, env: Environment, name: str) -> ScriptedDatabase:
         return ScriptedDatabase(self.world, name)
+
+
+def _implements_the_ports(world: ScriptedWorld) -> tuple[RdsPort, DatabasePort, AdapterFactory]:
+    """mypy checks here that the scripted adapters implement the adapter Protocols."""
+    adapters = ScriptedAdapters(world)
+    return adapters.rds("us-east-1"), adapters.database(Environment(), "db"), adapters

@@ -41,7 +41,7 @@ app.add_typer(audit_app, name="audit")
 
 out = Console(soft_wrap=False, width=140, markup=False, highlight=False)  # operator text is never markup
 err = Console(stderr=True, soft_wrap=True)
-log = structlog.get_logger("opsopsbot.cli")
+log = structlog.get_logger("opsbot.cli")
 T = TypeVar("T")
 
 Actor = Annotated[

@@ -14,7 +14,7 @@ from waitress.server import create_server
 
 from store.sql import SqlStore
 
-log = structlog.get_logger("opsopsbot.server")
+log = structlog.get_logger("opsbot.server")
 
 StartResponse = Callable[..., Any]
 

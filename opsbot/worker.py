@@ -13,7 +13,7 @@ from opsbot.settings import Settings
 from opsbot.wiring import Services
 from workflows.errors import ConfigError
 
-log = structlog.get_logger("opsopsbot.worker")
+log = structlog.get_logger("opsbot.worker")
 
 
 class Worker:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workflows.errors import AlreadyExists, StepError, TransientError
-from workflows.ports import AdapterFactory, DbInstance, RdsPort
+from workflows.config import Environment
+from workflows.ports import AdapterFactory, DatabasePort, DbInstance, RdsPort
 
 
 @dataclass
@@ -63,8 +64,18 @@ class ScriptedRds:
 
 
 class ScriptedAdapters:
+    """AdapterFactory: RDS scripted in front of the real adapter; databases straight from it."""
+
     def __init__(self, real: AdapterFactory, script: Script) -> None:
         self.real, self.script, self.lock = real, script, threading.Lock()
 
     def rds(self, region: str) -> RdsPort:
         return ScriptedRds(self.real.rds(region), self.script, self.lock)
+
+    def database(self, env: Environment, name: str) -> DatabasePort:
+        return self.real.database(env, name)
+
+
+def _implements_the_ports(rds: ScriptedRds, adapters: ScriptedAdapters) -> tuple[RdsPort, AdapterFactory]:
+    """mypy checks here that the fakes still implement the adapter Protocols."""
+    return rds, adapters

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,16 @@ def test_config_policy_must_name_defined_roles() -> None:
     bad = {**CONFIG, "policies": {"rds.create-replica": {"request": ["dba"], "approve": ["dba-boss"]}}}
     with pytest.raises(ConfigError, match="dba-boss"):
         parse_config(bad)
+
+
+def test_the_wheel_carries_the_product_and_the_kit_but_not_the_dev_tooling() -> None:
+    """The fake Slack and the dev stack are development tooling: the package list leaves them out."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+
+    def shipped(package: str) -> bool:
+        return any(fnmatch.fnmatch(package, pattern) for pattern in include)
+
+    assert all(shipped(p) for p in ("opsbot", "bot.blocks", "workflows.catalog", "store", "adapters", "conformance"))
+    assert not any(shipped(p) for p in ("fakeslack", "devstack", "tests", "bench"))
+    assert "moto[server,rds]>=5.0,<6" in config["project"]["optional-dependencies"]["dev"]
