@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from conformance.world import ScriptedAdapters, ScriptedWorld
-from workflows.authoring import WorkflowDefinition, definition_of
+from workflows.authoring import StepSpec, WorkflowDefinition, definition_of
 from workflows.config import Environment
-from workflows.context import StepContext
+from workflows.context import PreflightContext, StepContext
 from workflows.errors import DefinitionError
 from workflows.model import Intent, IntentId, IntentStatus, Mode
 from workflows.outcomes import Done, Pending
@@ -32,7 +32,10 @@ BAD_IDENTIFIERS: Mapping[str, tuple[str, ...]] = {
 
 
 def check_workflow(
-    cls: type[Any], example: Mapping[str, Any] | None = None, world: ScriptedWorld | None = None
+    cls: type[Any],
+    example: Mapping[str, Any] | None = None,
+    world: ScriptedWorld | None = None,
+    env: Environment | None = None,
 ) -> list[str]:
     """Every problem found in `cls`; empty when it conforms.
 
@@ -48,7 +51,7 @@ def check_workflow(
         return [f"workflow {spec.name!r}: give check_workflow an example of valid parameters"]
     problems = _identifier_problems(spec, example)
     if world is not None and not problems:
-        problems += _checkpoint_problems(spec, example, world)
+        problems += _checkpoint_problems(spec, example, world, env or Environment())
     return problems
 
 
@@ -76,9 +79,12 @@ def _identifier_problems(spec: WorkflowDefinition, example: Mapping[str, Any]) -
     return problems
 
 
-def _checkpoint_problems(spec: WorkflowDefinition, example: Mapping[str, Any], world: ScriptedWorld) -> list[str]:
+def _checkpoint_problems(
+    spec: WorkflowDefinition, example: Mapping[str, Any], world: ScriptedWorld, env: Environment
+) -> list[str]:
     params = spec.params.model_validate(dict(example))
     now = datetime(2026, 1, 1, tzinfo=UTC)
+    plan = _plan(spec, params, env, ScriptedAdapters(world), now)
     intent = Intent(
         id=IntentId("conformance0001"),
         workflow=spec.name,
@@ -86,7 +92,7 @@ def _checkpoint_problems(spec: WorkflowDefinition, example: Mapping[str, Any], w
         params=params.model_dump(mode="json"),
         requester="kit",
         idempotency_key="kit",
-        plan={},
+        plan=plan,
         plan_hash="0" * 64,
         status=IntentStatus.RUNNING,
         version=1,
@@ -98,10 +104,14 @@ def _checkpoint_problems(spec: WorkflowDefinition, example: Mapping[str, Any], w
     wf, adapters = spec.factory(), ScriptedAdapters(world)
     outputs: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    for step in spec.steps:
+    items: dict[str, list[str]] = plan["each"]
+    runs: list[tuple[StepSpec, str | None]] = []
+    for s in spec.steps:
+        runs += [(s, str(i)) for i in items.get(s.each, ())] if s.each else [(s, None)]
+    for step, item in runs:
         recorded: dict[str, Any] = {}
         ctx = StepContext(
-            intent, params, Environment(), adapters, f"kit-{step.name}", outputs, lambda: now, recorded.update
+            intent, params, env, adapters, f"kit-{step.name}", outputs, lambda: now, recorded.update, item
         )
         outcome = step.run(wf, ctx)
         for _ in range(10):  # a convergence wait: look again, as the reconciler would
@@ -119,3 +129,9 @@ def _checkpoint_problems(spec: WorkflowDefinition, example: Mapping[str, Any], w
             )
         outputs[step.name] = outcome.output
     return problems
+
+
+def _plan(spec: WorkflowDefinition, params: Any, env: Environment, adapters: Any, now: datetime) -> dict[str, Any]:
+    """The plan the steps will read (observed state, repeated steps' items), from the workflow's own preflight."""
+    draft = spec.factory().preflight(PreflightContext(params, "conformance", env, adapters, now))
+    return {"observed": draft.observed, "each": {k: list(v) for k, v in draft.each.items()}, "locks": list(draft.locks)}

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conformance.faults import KillAtPoint
+from conformance.faults import KillAtPoint, matches
 from conformance.world import ScriptedAdapters, ScriptedWorld
 from store.db import make_engine
 from store.migrate import upgrade
@@ -34,18 +34,28 @@ from workflows.reconciler import Reconciler
 from workflows.registry import Registry
 from workflows.runtime import SystemClock
 from workflows.service import OpsService
+from workflows.steps import split_name
 
 LEASE = 5.0
 REQUESTER = "kit-requester"
 
 
+def _no_settings(_workdir: Path) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Example:
-    """Valid parameters for a workflow, and how to seed a scripted world so that they succeed."""
+    """Valid parameters for a workflow, how to seed a scripted world so that they succeed, and the environment's
+    settings it needs (`settings(workdir)`: e.g. databases, with a migrations directory written under workdir)."""
 
     params: Mapping[str, Any]
     seed: Callable[[ScriptedWorld], None]
     environment: str = "conformance"
+    settings: Callable[[Path], dict[str, Any]] = _no_settings
+
+    def environment_config(self, workdir: Path) -> dict[str, Any]:
+        return {"aws_region": "us-east-1", **self.settings(workdir)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +90,14 @@ def crash_cases(registry: Registry) -> list[CrashCase]:
     """Three crash points for every step (verification included) and every compensation of every workflow."""
     cases = []
     for spec in registry:
-        names = [s.name for s in spec.steps] + [VERIFY_STEP]
-        names += [f"{COMPENSATION_PREFIX}{s.name}" for s in reversed(spec.steps) if s.compensation is not None]
+        forward = [f"{s.name}[*]" if s.each else s.name for s in spec.steps]
+        compensated = [f"{s.name}[*]" if s.each else s.name for s in reversed(spec.steps) if s.compensation]
+        names = [*forward, VERIFY_STEP, *(f"{COMPENSATION_PREFIX}{n}" for n in compensated)]
         cases += [CrashCase(spec.name, name, phase) for name in names for phase in PHASES]
     return cases
 
 
-def kit_config(spec: WorkflowDefinition, environment: str) -> Any:
+def kit_config(spec: WorkflowDefinition, environment: str, settings: dict[str, Any] | None = None) -> Any:
     """Roles and a policy under which the kit's requester and approvers may do what the workflow needs."""
     approvers = [f"kit-approver-{i}" for i in range(1, spec.approvals + 2)]  # one more proposes compensations
     roles: dict[str, list[str]] = {}
@@ -94,20 +105,32 @@ def kit_config(spec: WorkflowDefinition, environment: str) -> Any:
         roles.setdefault(role, []).append(REQUESTER)
     for role in spec.approve_roles:
         roles.setdefault(role, []).extend(approvers)
-    return parse_config({"environments": {environment: {"aws_region": "us-east-1"}}, "roles": roles})
+    env = settings or {"aws_region": "us-east-1"}
+    return parse_config({"environments": {environment: env}, "roles": roles})
 
 
-class _LaterClock:
-    """The recovering process's clock: far enough ahead that the dead executor's lease has lapsed."""
+class _CountingIds:
+    """Ids that are the same in every run of one example, so a crash run's effects compare with the baseline's."""
 
-    def __init__(self, ahead: float) -> None:
+    def __init__(self, prefix: str = "c0ffee") -> None:
+        self.prefix, self.n = prefix, 0
+
+    def new_id(self) -> str:
+        self.n += 1
+        return f"{self.prefix}{self.n:010x}"
+
+
+class _JumpingClock:
+    """Real time, jumped forward to whatever is due next, so convergence and leases need no sleeping."""
+
+    def __init__(self, ahead: float = 0.0) -> None:
         self.ahead = ahead
 
     def now(self) -> datetime:
         return SystemClock().now() + timedelta(seconds=self.ahead)
 
-    def advance(self, seconds: float) -> None:
-        self.ahead += seconds
+    def jump_to(self, moment: datetime) -> None:
+        self.ahead += max((moment - self.now()).total_seconds(), 0.0) + 0.001
 
 
 def _runtime(
@@ -116,14 +139,14 @@ def _runtime(
     return Runtime(
         store=SqlStore(make_engine(db_url)),
         registry=registry,
-        config=kit_config(spec, example.environment),
+        config=kit_config(spec, example.environment, example.environment_config(world.parent)),
         adapters=ScriptedAdapters(ScriptedWorld(world)),
         lease_seconds=LEASE,
         **kw,
     )
 
 
-def _drive(rt: Runtime, intent_id: IntentId, rounds: int = 40, clock: _LaterClock | None = None) -> Intent:
+def _drive(rt: Runtime, intent_id: IntentId, clock: _JumpingClock, rounds: int = 60) -> Intent:
     """Run executor and reconciler until the intent settles (terminal, or handed to a human)."""
     executor, reconciler = Executor(rt, f"kit-{os.getpid()}"), Reconciler(rt)
     intent: Intent | None = None
@@ -135,8 +158,8 @@ def _drive(rt: Runtime, intent_id: IntentId, rounds: int = 40, clock: _LaterCloc
         assert intent is not None
         if intent.status.terminal or intent.status.needs_human:
             return intent
-        if clock is not None:
-            clock.advance(60.0)  # converging checks come due
+        if intent.next_check_at is not None:
+            clock.jump_to(intent.next_check_at)  # the next convergence check (or retry) comes due
     assert intent is not None
     return intent
 
@@ -161,32 +184,73 @@ def _migrated_db(workdir: Path) -> str:
     return f"sqlite:///{target}"
 
 
+@dataclass
+class _Setup:
+    rt: Runtime
+    ops: OpsService
+    world: ScriptedWorld
+    clock: _JumpingClock
+    intent: Intent
+    db_url: str
+
+
+def _set_up(registry: Registry, spec: WorkflowDefinition, example: Example, workdir: Path, compensate: bool) -> _Setup:
+    """A requested, approved intent (run forward and with its compensation approved, for a compensation case)."""
+    db_url, world_path = _migrated_db(workdir), workdir / "world.json"
+    world = ScriptedWorld(world_path)
+    example.seed(world)
+    clock = _JumpingClock()
+    rt = _runtime(registry, spec, example, db_url, world_path, clock=clock, ids=_CountingIds())
+    ops = OpsService(rt)
+    intent = ops.request(spec.name, dict(example.params), example.environment, REQUESTER).intent
+    _approve(ops, spec, intent.id)
+    if compensate:
+        done = _drive(rt, intent.id, clock)
+        if done.status is not IntentStatus.SUCCEEDED:
+            raise AssertionError(f"the forward run before compensating ended {done.status.value}: {done.status_reason}")
+        proposer = f"kit-approver-{spec.approvals + 1}"  # neither the requester nor an approver of what it undoes
+        ops.compensate(intent.id, proposer, "conformance: undo")
+        _approve(ops, spec, intent.id)
+    return _Setup(rt, ops, world, clock, ops.get(intent.id), db_url)
+
+
+_BASELINES: dict[tuple[int, str, bool], dict[str, int]] = {}
+
+
+def baseline_effects(registry: Registry, example: Example, workflow: str, compensate: bool) -> dict[str, int]:
+    """The side effects of the same request run to the end without any crash: what "exactly once" means."""
+    key = (id(registry), workflow, compensate)
+    if key not in _BASELINES:
+        spec = registry.get(workflow)
+        workdir = Path(tempfile.mkdtemp(prefix="opsbot-kit-baseline-"))
+        try:
+            setup = _set_up(registry, spec, example, workdir, compensate)
+            final = _drive(setup.rt, setup.intent.id, setup.clock)
+            expected = IntentStatus.COMPENSATED if compensate else IntentStatus.SUCCEEDED
+            if final.status is not expected:
+                raise AssertionError(f"without any crash, {workflow} ended {final.status.value}: {final.status_reason}")
+            _BASELINES[key] = setup.world.effects()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return dict(_BASELINES[key])
+
+
 def run_crash_case(case: CrashCase, registry: Registry, example: Example, workdir: Path) -> CrashReport:
     """Set up, crash a forked executor at the case's point, recover in this process, and report what went wrong."""
     spec = registry.get(case.workflow)
     report = CrashReport(case)
-    db_url, world_path = _migrated_db(workdir), workdir / "world.json"
-    world = ScriptedWorld(world_path)
-    example.seed(world)
-    rt = _runtime(registry, spec, example, db_url, world_path)
-    ops = OpsService(rt)
-    intent = ops.request(spec.name, dict(example.params), example.environment, REQUESTER).intent
-    _approve(ops, spec, intent.id)
-    if case.compensation:
-        done = _drive(rt, intent.id)
-        if done.status is not IntentStatus.SUCCEEDED:
-            report.problems.append(
-                f"the forward run before compensating ended {done.status.value}: {done.status_reason}"
-            )
-            return report
-        proposer = f"kit-approver-{spec.approvals + 1}"  # neither the requester nor an approver of what it undoes
-        proposed = ops.compensate(intent.id, proposer, "conformance: undo")
-        _approve(ops, spec, proposed.id)
-    before = world.effects()
+    expected_effects = baseline_effects(registry, example, case.workflow, case.compensation)
+    try:
+        setup = _set_up(registry, spec, example, workdir, case.compensation)
+    except AssertionError as exc:
+        report.problems.append(str(exc))
+        return report
+    rt, world, clock, intent, db_url = setup.rt, setup.world, setup.clock, setup.intent, setup.db_url
+    world_path = workdir / "world.json"
 
     point = fault_point(case.step, case.phase)
     child = multiprocessing.get_context("fork").Process(
-        target=_crash_child, args=(registry, spec, example, db_url, world_path, intent.id, point)
+        target=_crash_child, args=(registry, spec, example, db_url, world_path, intent.id, point, clock.ahead)
     )
     child.start()
     child.join(120)
@@ -194,18 +258,23 @@ def run_crash_case(case: CrashCase, registry: Registry, example: Example, workdi
         report.problems.append(f"the executor was not killed at {point} (exit code {child.exitcode}): never reached?")
         return report
 
-    clock = _LaterClock(LEASE + 1.0)
-    recovered = _runtime(registry, spec, example, db_url, world_path, clock=clock)
-    final = _drive(recovered, intent.id, clock=clock)
+    with rt.store.transaction() as tx:
+        dead = tx.get_intent(intent.id)
+    assert dead is not None
+    later = _JumpingClock(clock.ahead)
+    if dead.lease_expires_at is not None:
+        later.jump_to(dead.lease_expires_at)  # the dead executor's lease has lapsed
+    recovered = _runtime(registry, spec, example, db_url, world_path, clock=later, ids=_CountingIds("beef"))
+    final = _drive(recovered, intent.id, later)
     report.final = final.status
     expected = IntentStatus.COMPENSATED if case.compensation else IntentStatus.SUCCEEDED
     if final.status is not expected:
         report.problems.append(f"recovery ended {final.status.value}, not {expected.value}: {final.status_reason}")
     report.effects = world.effects()
-    applied_now = {k: n - before.get(k, 0) for k, n in report.effects.items() if n != before.get(k, 0)}
-    report.problems += [f"effect {k} applied {n} times" for k, n in report.effects.items() if n != 1]
-    if case.compensation and not applied_now:
-        report.problems.append("the compensation applied no effect")
+    for key in sorted(set(report.effects) | set(expected_effects)):
+        got, want = report.effects.get(key, 0), expected_effects.get(key, 0)
+        if got != want:
+            report.problems.append(f"effect {key} applied {got} times; a run without a crash applies it {want} times")
     _check_resolution(recovered, intent.id, case, spec, report)
     if not recovered.store.verify_audit().ok:
         report.problems.append("the audit chain does not verify")
@@ -220,10 +289,12 @@ def _crash_child(
     world: Path,
     intent_id: IntentId,
     point: str,
+    ahead: float,
 ) -> None:
     faults: FaultSeam = KillAtPoint(point)
-    rt = _runtime(registry, spec, example, db_url, world, faults=faults)
-    _drive(rt, intent_id)
+    clock = _JumpingClock(ahead)
+    rt = _runtime(registry, spec, example, db_url, world, faults=faults, clock=clock, ids=_CountingIds("dead"))
+    _drive(rt, intent_id, clock)
     os._exit(0)  # the point was never reached
 
 
@@ -234,7 +305,9 @@ def _check_resolution(
         events = tx.events(intent_id)
         steps = {s.name: s for s in tx.steps(intent_id)}
     kinds = [(e.kind, e.data.get("step")) for e in events]
-    record = steps.get(case.step)
+    # A repeated step's case names its first run (`name[*]`): the checkpoint that matched the glob first.
+    step_name = next((n for n in sorted(steps, key=lambda n: steps[n].seq) if matches(n, case.step)), case.step)
+    record = steps.get(step_name)
     if record is None or record.status is not StepStatus.SUCCEEDED:
         report.problems.append(f"step {case.step} is not recorded as succeeded")
         return
@@ -244,20 +317,20 @@ def _check_resolution(
         return
     if case.phase == "after_checkpoint":
         report.resolution = "replayed from its checkpoint"
-        if case.step in lost[-1].data.get("unknown_steps", []) or (EventKind.STEP_RERUN, case.step) in kinds:
-            report.problems.append(f"{case.step} was recorded, yet treated as uncertain or run again")
+        if step_name in lost[-1].data.get("unknown_steps", []) or (EventKind.STEP_RERUN, step_name) in kinds:
+            report.problems.append(f"{step_name} was recorded, yet treated as uncertain or run again")
         if record.attempts != 1:
-            report.problems.append(f"{case.step} ran {record.attempts} times after its outcome was recorded")
+            report.problems.append(f"{step_name} ran {record.attempts} times after its outcome was recorded")
         return
-    if (EventKind.STEP_UNKNOWN, case.step) not in kinds:
-        report.problems.append(f"{case.step} was not marked unknown after the crash")
+    if (EventKind.STEP_UNKNOWN, step_name) not in kinds:
+        report.problems.append(f"{step_name} was not marked unknown after the crash")
         return
-    after = kinds[kinds.index((EventKind.STEP_UNKNOWN, case.step)) :]
-    observed = (EventKind.STEP_RESOLVED_BY_OBSERVATION, case.step) in after
-    rerun = (EventKind.STEP_RERUN, case.step) in after
+    after = kinds[kinds.index((EventKind.STEP_UNKNOWN, step_name)) :]
+    observed = (EventKind.STEP_RESOLVED_BY_OBSERVATION, step_name) in after
+    rerun = (EventKind.STEP_RERUN, step_name) in after
     report.resolution = "resolved by its probe" if observed else "run again" if rerun else ""
     if not report.resolution:
-        report.problems.append(f"{case.step} was neither observed nor run again after the crash")
-    step = spec.step(case.step)
+        report.problems.append(f"{step_name} was neither observed nor run again after the crash")
+    step = spec.step(split_name(step_name)[0])
     if case.phase == "after_effect" and step is not None and step.probe is not None and not observed:
         report.problems.append(f"{case.step} has a probe, but its applied effect was not found by observation")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from workflows.config import Environment
-from workflows.errors import AlreadyExists, OutcomeUnknown, PermanentError, TransientError
-from workflows.ports import AdapterFactory, DatabasePort, DbInstance, RdsPort
+from workflows.errors import OutcomeUnknown, PermanentError, TransientError
+from workflows.outside import AdapterFactory, DatabasePort, IamPort, RdsPort, SecretsPort
 
 T = TypeVar("T")
 State = dict[str, Any]
@@ -34,7 +34,8 @@ class Fault(StrEnum):
 
 
 def _empty() -> State:
-    return {"rds": {}, "databases": {}, "effects": {}, "calls": {}, "faults": [], "converge_after": 0}
+    """Each adapter keeps its own part of the state under its own key (`rds`, `secrets`, `iam`, `databases`)."""
+    return {"effects": {}, "calls": {}, "faults": [], "converge_after": 0}
 
 
 class ScriptedWorld:
@@ -82,19 +83,10 @@ class ScriptedWorld:
         with self._state() as state:
             state["faults"].append({"method": method, "fault": fault.value, "times": times})
 
-    def add_instance(
-        self, identifier: str, *, status: str = "available", instance_class: str = "db.t3.medium", **extra: Any
-    ) -> None:
+    def seed(self, apply: Callable[[State], None]) -> None:
+        """Change the world directly (no call counted, no fault): how tests and examples set it up."""
         with self._state() as state:
-            state["rds"][identifier] = _instance(identifier, status, instance_class, **extra)
-
-    def set_status(self, identifier: str, status: str) -> None:
-        with self._state() as state:
-            state["rds"][identifier]["status"] = status
-
-    def add_database(self, name: str, **facts: Any) -> None:
-        with self._state() as state:
-            state["databases"][name] = {"lag": None, **facts}
+            apply(state)
 
     # reading -----------------------------------------------------------------------------------
     def effects(self) -> dict[str, int]:
@@ -103,10 +95,6 @@ class ScriptedWorld:
 
     def calls(self) -> dict[str, int]:
         return dict(self.read()["calls"])
-
-    def instance(self, identifier: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.read()["rds"].get(identifier)
-        return found
 
     # the adapters' entry point -----------------------------------------------------------------
     def call(self, method: str, target: str, apply: Callable[[State], T], *, effect: bool) -> T:
@@ -152,116 +140,33 @@ def _error(fault: Fault, method: str) -> Exception:
     return OutcomeUnknown(f"{method}: scripted {fault.value}: the outcome is unknown")
 
 
-def _instance(identifier: str, status: str, instance_class: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "identifier": identifier,
-        "status": status,
-        "instance_class": instance_class,
-        "engine": extra.get("engine", "postgres"),
-        "arn": f"arn:aws:rds:us-east-1:000000000000:db:{identifier}",
-        "endpoint": f"{identifier}.scripted.local" if status == "available" else None,
-        "source_identifier": extra.get("source_identifier"),
-        "tags": dict(extra.get("tags") or {}),
-        "describes": 0,
-    }
-
-
-def _as_instance(raw: dict[str, Any]) -> DbInstance:
-    return DbInstance(
-        identifier=raw["identifier"],
-        status=raw["status"],
-        instance_class=raw["instance_class"],
-        engine=raw["engine"],
-        arn=raw["arn"],
-        endpoint=raw["endpoint"],
-        source_identifier=raw["source_identifier"],
-        tags=dict(raw["tags"]),
-    )
-
-
-class ScriptedRds:
-    """RdsPort over the scripted world: creates converge after `converge_after` describes, deletes likewise."""
-
-    def __init__(self, world: ScriptedWorld) -> None:
-        self.world = world
-
-    def describe_instance(self, identifier: str) -> DbInstance | None:
-        def apply(state: State) -> DbInstance | None:
-            raw = state["rds"].get(identifier)
-            if raw is None:
-                return None
-            raw["describes"] += 1
-            if raw["status"] in ("creating", "modifying") and raw["describes"] > state["converge_after"]:
-                raw["status"], raw["endpoint"] = "available", f"{identifier}.scripted.local"
-            elif raw["status"] == "deleting" and raw["describes"] > state["converge_after"]:
-                del state["rds"][identifier]
-                return None
-            return _as_instance(raw)
-
-        return self.world.call("describe_instance", identifier, apply, effect=False)
-
-    def create_read_replica(
-        self, *, replica_id: str, source_id: str, instance_class: str, tags: dict[str, str]
-    ) -> DbInstance:
-        def apply(state: State) -> DbInstance:
-            if replica_id in state["rds"]:
-                raise AlreadyExists(f"DBInstanceAlreadyExists: {replica_id}")
-            if source_id not in state["rds"]:
-                raise PermanentError(f"DBInstanceNotFound: {source_id}")
-            raw = _instance(replica_id, "creating", instance_class, source_identifier=source_id, tags=tags)
-            state["rds"][replica_id] = raw
-            return _as_instance(raw)
-
-        return self.world.call("create_read_replica", replica_id, apply, effect=True)
-
-    def delete_instance(self, identifier: str) -> None:
-        def apply(state: State) -> None:
-            raw = state["rds"].get(identifier)
-            if raw is None:
-                raise PermanentError(f"DBInstanceNotFound: {identifier}")
-            raw["status"], raw["endpoint"], raw["describes"] = "deleting", None, 0
-
-        self.world.call("delete_instance", identifier, apply, effect=True)
-
-
-class ScriptedDatabase:
-    """DatabasePort over the scripted world: values from the database's facts, a process-local advisory lock."""
-
-    def __init__(self, world: ScriptedWorld, name: str) -> None:
-        self.world, self.name = world, name
-
-    def fetch_value(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        def apply(state: State) -> Any:
-            return state["databases"].get(self.name, {}).get(sql)
-
-        return self.world.call("fetch_value", self.name, apply, effect=False)
-
-    @contextmanager
-    def advisory_lock(self, key: str) -> Iterator[None]:
-        yield
-
-    def replication_lag_seconds(self) -> float | None:
-        def apply(state: State) -> float | None:
-            lag = state["databases"].get(self.name, {}).get("lag")
-            return float(lag) if lag is not None else None
-
-        return self.world.call("replication_lag_seconds", self.name, apply, effect=False)
-
-
 class ScriptedAdapters:
     """AdapterFactory over one scripted world (the same in every region)."""
 
     def __init__(self, world: ScriptedWorld) -> None:
         self.world = world
 
-    def rds(self, region: str) -> ScriptedRds:
+    def rds(self, region: str) -> RdsPort:
+        from conformance.scripted_aws import ScriptedRds
+
         return ScriptedRds(self.world)
 
-    def database(self, env: Environment, name: str) -> ScriptedDatabase:
+    def secrets(self, region: str) -> SecretsPort:
+        from conformance.scripted_aws import ScriptedSecrets
+
+        return ScriptedSecrets(self.world)
+
+    def iam(self) -> IamPort:
+        from conformance.scripted_aws import ScriptedIam
+
+        return ScriptedIam(self.world)
+
+    def database(self, env: Environment, name: str) -> DatabasePort:
+        from conformance.scripted_pg import ScriptedDatabase
+
         return ScriptedDatabase(self.world, name)
 
 
-def _implements_the_ports(world: ScriptedWorld) -> tuple[RdsPort, DatabasePort, AdapterFactory]:
+def _implements_the_ports(world: ScriptedWorld) -> AdapterFactory:
     """mypy checks here that the scripted adapters implement the adapter Protocols."""
-    adapters = ScriptedAdapters(world)
-    return adapters.rds("us-east-1"), adapters.database(Environment(), "db"), adapters
+    return ScriptedAdapters(world)

@@ -26,6 +26,7 @@ import requests
 import yaml
 from moto.server import ThreadedMotoServer
 
+from devstack.moto_replication import ReplicationSimulator
 from fakeslack import FakeSlack, SlackDriver
 from store.migrate import upgrade
 
@@ -100,6 +101,7 @@ def local_stack(
     fake = FakeSlack(TOKEN, SECRET, channels={OPS: "ops", INCIDENT: "incident"}, users=users)
     fake.start()
     proc = None
+    replication = ReplicationSimulator().start()  # moto reports no replication status or ReplicaLag
     try:
         requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # moto's state is per process, not per server
         rds = boto3.client(
@@ -144,6 +146,7 @@ def local_stack(
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        replication.stop()
         fake.stop()
         moto.stop()
 

@@ -52,4 +52,4 @@ def load_config(path: Path) -> OpsConfig:
         raise ConfigError(f"config file {path} not found (set OPSBOT_CONFIG)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    return parse_config(raw, source=str(path))
+    return parse_config(raw, source=str(path), base_dir=str(path.resolve().parent))

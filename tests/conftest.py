@@ -20,6 +20,7 @@ import stamina
 from moto.server import ThreadedMotoServer
 
 from adapters.aws import BotoAdapters
+from devstack.moto_replication import ReplicationSimulator
 from store.db import make_engine
 from store.migrate import upgrade
 from store.sql import SqlStore
@@ -57,8 +58,10 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def moto_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    replication = ReplicationSimulator().start()  # moto reports neither StatusInfos nor ReplicaLag
     _host, port = server.get_host_and_port()
     yield f"http://127.0.0.1:{port}"
+    replication.stop()
     server.stop()
 
 
@@ -229,3 +232,29 @@ def runtime(store: SqlStore, aws: str, clock: FrozenClock, config: Any) -> Runti
 def approve_current(ops: OpsService, intent_id: str, actor: str) -> Intent:
     """Approve whatever plan the intent has now (the test's approver has just reviewed it)."""
     return ops.approve(intent_id, actor, ops.get(intent_id).plan_hash)
+
+
+@pytest.fixture(scope="session")
+def scram_pg_cluster() -> Iterator[Any]:
+    """A throwaway cluster that demands SCRAM-SHA-256 passwords over TCP and logs every statement."""
+    import importlib
+
+    # Imported by name: mypy, given tests/*.py by path (no tests/__init__.py), would meet the module twice.
+    clusters = importlib.import_module("tests.pg_clusters")
+    cluster = clusters.start_scram_cluster(_pg_bin(), _free_port(), _as_postgres)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def scram_pg_dsn(scram_pg_cluster: Any) -> str:
+    """The admin DSN (with its password) of the SCRAM cluster."""
+    return str(scram_pg_cluster.admin_dsn)
+
+
+@pytest.fixture(scope="session")
+def scram_pg_log(scram_pg_cluster: Any) -> Path:
+    """The SCRAM cluster's server log, where every statement is written."""
+    return Path(scram_pg_cluster.log)

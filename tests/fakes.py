@@ -7,9 +7,18 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workflows.errors import AlreadyExists, StepError, TransientError
 from workflows.config import Environment
-from workflows.ports import AdapterFactory, DatabasePort, DbInstance, RdsPort
+from workflows.errors import AlreadyExists, StepError, TransientError
+from workflows.outside import (
+    AdapterFactory,
+    DatabasePort,
+    DbCluster,
+    DbInstance,
+    DbSnapshot,
+    IamPort,
+    RdsPort,
+    SecretsPort,
+)
 
 
 @dataclass
@@ -62,6 +71,39 @@ class ScriptedRds:
         self._maybe_raise("delete_instance")
         self.real.delete_instance(identifier)
 
+    # the rest of RdsPort goes straight to the real adapter, with scripted errors where asked for
+    def modify_instance_class(self, identifier: str, instance_class: str, *, apply_immediately: bool) -> DbInstance:
+        self._maybe_raise("modify_instance_class")
+        return self.real.modify_instance_class(identifier, instance_class, apply_immediately=apply_immediately)
+
+    def is_orderable(self, engine: str, engine_version: str, instance_class: str, zone: str | None) -> bool:
+        self._maybe_raise("is_orderable")
+        return self.real.is_orderable(engine, engine_version, instance_class, zone)
+
+    def create_snapshot(self, snapshot_id: str, instance_id: str, tags: dict[str, str]) -> DbSnapshot:
+        self._maybe_raise("create_snapshot")
+        return self.real.create_snapshot(snapshot_id, instance_id, tags)
+
+    def describe_snapshot(self, snapshot_id: str) -> DbSnapshot | None:
+        self._maybe_raise("describe_snapshot")
+        return self.real.describe_snapshot(snapshot_id)
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        self._maybe_raise("delete_snapshot")
+        self.real.delete_snapshot(snapshot_id)
+
+    def describe_cluster(self, cluster_id: str) -> DbCluster | None:
+        self._maybe_raise("describe_cluster")
+        return self.real.describe_cluster(cluster_id)
+
+    def failover_cluster(self, cluster_id: str, target_instance: str) -> None:
+        self._maybe_raise("failover_cluster")
+        self.real.failover_cluster(cluster_id, target_instance)
+
+    def replica_lag_seconds(self, instance_id: str) -> list[float]:
+        self._maybe_raise("replica_lag_seconds")
+        return self.real.replica_lag_seconds(instance_id)
+
 
 class ScriptedAdapters:
     """AdapterFactory: RDS scripted in front of the real adapter; databases straight from it."""
@@ -74,6 +116,12 @@ class ScriptedAdapters:
 
     def database(self, env: Environment, name: str) -> DatabasePort:
         return self.real.database(env, name)
+
+    def secrets(self, region: str) -> SecretsPort:
+        return self.real.secrets(region)
+
+    def iam(self) -> IamPort:
+        return self.real.iam()
 
 
 def _implements_the_ports(rds: ScriptedRds, adapters: ScriptedAdapters) -> tuple[RdsPort, AdapterFactory]:

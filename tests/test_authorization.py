@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conformance import Fault, ScriptedAdapters, ScriptedWorld
+from conformance.scripted_aws import add_instance
 from store.db import make_engine
 from store.sql import SqlStore
 from tests.conftest import approve_current
@@ -41,7 +42,7 @@ class Stack:
 
     def __init__(self, url: str, config: dict[str, Any] | None = None, converge_after: int = 0) -> None:
         self.url, self.clock, self.world = url, FrozenClock(), ScriptedWorld(converge_after=converge_after)
-        self.world.add_instance("billing-db")
+        add_instance(self.world, "billing-db")
         self.store = SqlStore(make_engine(url))
         self.reconfigure(config or BASE)
 

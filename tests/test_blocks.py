@@ -414,7 +414,7 @@ def test_request_modal_is_generated_from_the_input_model() -> None:
     view = render_request_modal(SPEC, ["prod", "staging"], META)
     assert validate_view(view, "modal") == []
     inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
-    assert list(inputs) == ["env", "source", "replica", "instance_class"]
+    assert list(inputs) == ["env", "source", "replica", "instance_class", "max_lag_seconds"]
     assert inputs["instance_class"]["optional"] is True
     assert inputs["instance_class"]["element"]["initial_value"] == "db.t3.medium"
     assert ModalMeta.decode(view["private_metadata"]) == META

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field
@@ -17,8 +18,11 @@ from conformance import (
     crash_cases,
     run_crash_case,
 )
+from conformance.scripted_aws import add_cluster, add_instance, add_policy, add_secret, set_replication
+from conformance.scripted_pg import add_database, add_role
 from workflows.authoring import definition_of
 from workflows.catalog import CATALOG, build_registry
+from workflows.config import Environment
 from workflows.errors import AlreadyExists, OutcomeUnknown, PermanentError, TransientError
 from workflows.registry import Registry
 from workflows.sdk import (
@@ -40,13 +44,69 @@ from workflows.sdk import (
 
 
 def _source(world: ScriptedWorld) -> None:
-    world.add_instance("billing-db")
+    add_instance(world, "billing-db")
 
 
+def _broken_replica(world: ScriptedWorld) -> None:
+    add_instance(world, "billing-db")
+    add_instance(world, "billing-db-r1", source_identifier="billing-db")
+    set_replication(world, "billing-db-r1", "error")
+
+
+def _cluster(world: ScriptedWorld) -> None:
+    add_cluster(world, "analytics", writer="analytics-1", readers=["analytics-2", "analytics-3"])
+
+
+def _policy(world: ScriptedWorld) -> None:
+    add_policy(world, READONLY)
+
+
+def _billing(world: ScriptedWorld) -> None:
+    add_database(world, "billing")
+    add_role(world, "billing", "app_user", "old-password-1")
+    add_secret(
+        world,
+        "prod/billing/app_user",
+        {
+            "engine": "postgres",
+            "host": "db.scripted.local",
+            "port": 5432,
+            "username": "app_user",
+            "password": "old-password-1",
+            "dbname": "billing",
+        },
+    )
+
+
+def _billing_settings(workdir: Path) -> dict[str, Any]:
+    migrations = workdir / "migrations"
+    migrations.mkdir(exist_ok=True)
+    (migrations / "1_create_users.sql").write_text("CREATE TABLE users (id int primary key, email text);\n")
+    (migrations / "2_users_email.sql").write_text(
+        "-- opsbot:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n"
+    )
+    database = {
+        "dsn_env": "BILLING_DSN",
+        "migrations": str(migrations),
+        "secrets": {"app_user": "prod/billing/app_user"},
+    }
+    return {"databases": {"billing": database}}
+
+
+READONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 # One valid request per catalog workflow, and the world it succeeds in. A workflow added to the catalog without
 # an example here fails `test_every_catalog_workflow_has_an_example`, so nothing escapes the matrix.
 EXAMPLES: dict[str, Example] = {
     "rds.create-replica": Example({"source": "billing-db", "replica": "billing-db-r1"}, _source),
+    "rds.resize": Example({"instance": "billing-db", "instance_class": "db.r6g.large"}, _source),
+    "rds.snapshot": Example({"instance": "billing-db"}, _source),
+    "rds.rebuild-replica": Example({"replica": "billing-db-r1"}, _broken_replica),
+    "rds.resize-cluster": Example({"cluster": "analytics", "instance_class": "db.r6g.xlarge"}, _cluster),
+    "pg.migrate": Example({"database": "billing"}, _billing, settings=_billing_settings),
+    "db.rotate-password": Example({"database": "billing", "role": "app_user"}, _billing, settings=_billing_settings),
+    "iam.create-role": Example(
+        {"role": "etl-reader", "trusted_service": "glue.amazonaws.com", "policy_arn": READONLY}, _policy
+    ),
 }
 REGISTRY = build_registry()
 CASES = crash_cases(REGISTRY)
@@ -58,12 +118,13 @@ def test_every_catalog_workflow_has_an_example() -> None:
 
 
 @pytest.mark.parametrize("cls", CATALOG, ids=lambda c: definition_of(c).name)
-def test_every_catalog_workflow_passes_the_static_check(cls: type) -> None:
+def test_every_catalog_workflow_passes_the_static_check(cls: type, tmp_path: Path) -> None:
     """Declaration, identifiers and checkpointing of external ids: no problems for any catalog workflow."""
     example = EXAMPLES[definition_of(cls).name]
     world = ScriptedWorld()
     example.seed(world)
-    assert check_workflow(cls, example.params, world) == []
+    env = Environment.model_validate(example.environment_config(tmp_path))
+    assert check_workflow(cls, example.params, world, env) == []
 
 
 def test_the_matrix_has_three_points_for_every_step_and_compensation() -> None:
@@ -137,7 +198,7 @@ def test_the_static_check_finds_an_input_model_that_accepts_bad_identifiers() ->
 def test_the_static_check_finds_external_ids_reported_but_never_checkpointed() -> None:
     """A step that returns a created id without `ctx.checkpoint` first would lose it to a crash: refused."""
     world = ScriptedWorld()
-    world.add_instance("billing-db")
+    add_instance(world, "billing-db")
     problems = check_workflow(_kit_workflow(StrictParams, checkpoint=False), {"name": "billing"}, world)
     assert problems == [
         "workflow 'test.kit': step 'create' reports external ids ['replica_id'] it did not checkpoint when they "
@@ -160,7 +221,7 @@ def test_the_static_check_reports_an_undecorated_class() -> None:
 def test_scripted_faults_fail_calls_as_told_and_count_only_applied_effects(tmp_path: Path) -> None:
     """Transient, permanent and unknown faults apply nothing; a lost answer applies the effect and hides it."""
     world = ScriptedWorld(tmp_path / "world.json")
-    world.add_instance("billing-db")
+    add_instance(world, "billing-db")
     rds = ScriptedAdapters(world).rds("us-east-1")
 
     def create() -> object:

@@ -513,3 +513,20 @@ def test_a_waiting_intent_names_its_holder_in_slack_the_digest_and_the_cli(faile
     out = StringIO()
     Console(file=out, width=400).print(render_view(b.services.ops.show(waiter)))
     assert said in out.getvalue()
+
+
+def test_every_workflow_is_listed_and_opens_a_generated_form(bench: Bench) -> None:
+    """`/ops list` names the whole catalog; `/ops <workflow>` opens a valid form for each, with a field per input."""
+    from workflows.catalog import build_registry
+
+    names = [spec.name for spec in build_registry()]
+    assert len(names) == 8
+    listing = bench.driver.slash_command("/ops", "list", user=REQUESTER, channel=OPS)  # answered in the ack
+    assert listing.status == 200 and all(f"*{name}*" in listing.body for name in names), listing.body
+    for n, spec in enumerate(build_registry(), 1):
+        bench.driver.slash_command("/ops", spec.name, user=REQUESTER, channel=OPS)
+        wait_until(lambda n=n: len(bench.fake.views(kind="modal")) >= n)
+        form = bench.fake.views(kind="modal")[-1].payload
+        assert form["callback_id"] == CallbackId.REQUEST_MODAL.value
+        fields = {b["block_id"] for b in form["blocks"] if b.get("type") == "input"}
+        assert set(spec.params.model_fields) | {"env"} <= fields, (spec.name, fields)

@@ -70,6 +70,7 @@ class PlanDraft:
     observed: dict[str, Any]
     locks: tuple[str, ...] = ()
     blast_radius: str | None = None
+    each: dict[str, tuple[str, ...]] = field(default_factory=dict)  # items of the steps declared `each=<key>`
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -94,10 +95,11 @@ class StepDef(Generic[W, P]):
         retry: RetryPolicy | None,
         idempotent: str | None,
         description: str,
+        each: str | None = None,
     ) -> None:
         self.fn, self.name = fn, fn.__name__
         self.rollback, self.timeout, self.convergence_window = rollback, timeout, convergence_window
-        self.retry, self.idempotent, self.description = retry, idempotent, description
+        self.retry, self.idempotent, self.description, self.each = retry, idempotent, description, each
         self.probe_fn: Callable[[W, StepContext[P]], Observation] | None = None
         self.compensate_fn: Callable[[W, StepContext[P]], StepOutcome] | None = None
         self.problems: list[str] = []
@@ -134,11 +136,14 @@ def step(
     retry: RetryPolicy | None = None,
     idempotent: str | None = None,
     description: str = "",
+    each: str | None = None,
 ) -> Callable[[Callable[[W, StepContext[P]], StepOutcome]], StepDef[W, P]]:
     """Declare a step. Steps run in the order they are defined.
 
     `rollback` is the step's posture (a COMPENSATE step must bind `@<step>.compensate`). A step needs a probe
-    (`@<step>.probe`) unless it declares `idempotent="why re-running it is harmless"`.
+    (`@<step>.probe`) unless it declares `idempotent="why re-running it is harmless"`. With `each="<key>"` the
+    step runs once per item that preflight lists under that key (`PlanDraft(each={"<key>": (...)})`), in that
+    order, each its own checkpointed step `<name>[<item>]`; the item is `ctx.item`.
     """
 
     def decorate(fn: Callable[[W, StepContext[P]], StepOutcome]) -> StepDef[W, P]:
@@ -150,6 +155,7 @@ def step(
             retry=retry,
             idempotent=idempotent,
             description=description,
+            each=each,
         )
 
     return decorate
@@ -220,6 +226,7 @@ class StepSpec:
     compensation: Run | None = None
     idempotent: str | None = None
     description: str = ""
+    each: str | None = None
 
     @property
     def rerun_safe(self) -> bool:
@@ -230,6 +237,7 @@ class StepSpec:
         return (
             f"{self.name}:{self.rollback.value}:probe={self.probe is not None}"
             f":compensation={self.compensation is not None}:idempotent={self.idempotent is not None}"
+            + (f":each={self.each}" if self.each else "")
         )
 
 
@@ -417,4 +425,5 @@ def _step_spec(d: StepDef[Any, Any], refuse: Callable[[str], DefinitionError]) -
         compensation=d.compensate_fn,
         idempotent=(d.idempotent or "").strip() or None,
         description=d.description,
+        each=d.each,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,6 +23,11 @@ class DatabaseRef(_Strict):
     """A database named by the environment variable that holds its DSN; the DSN itself never appears here."""
 
     dsn_env: str
+    migrations: str | None = Field(default=None, description="pg.migrate: a directory, relative to the config file")
+    secrets: dict[str, str] = Field(default_factory=dict, description="role -> Secrets Manager secret id")
+    lock_timeout_seconds: float = Field(default=3.0, gt=0, le=600)
+    statement_timeout_seconds: float = Field(default=60.0, gt=0, le=86400)
+    max_replica_lag_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("dsn_env")
     @classmethod
@@ -89,10 +95,31 @@ class CliConfig(_Strict):
 
 class OpsConfig(_Strict):
     environments: dict[str, Environment]
+    base_dir: str = Field(default=".", description="where relative paths (migrations) start; set from the file")
     roles: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     policies: dict[str, Policy] = Field(default_factory=dict)
     digests: tuple[DigestConfig, ...] = ()
     cli: CliConfig = Field(default_factory=CliConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_from_the_config_file(cls, raw: Any) -> Any:
+        """`databases.<name>.migrations` is relative to the config file: made absolute here, once."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("environments"), dict):
+            return raw
+        base = Path(str(raw.get("base_dir") or "."))
+        environments = {}
+        for env_name, env in raw["environments"].items():
+            if isinstance(env, dict) and isinstance(env.get("databases"), dict):
+                databases = {
+                    name: {**db, "migrations": str((base / db["migrations"]).resolve())}
+                    if isinstance(db, dict) and db.get("migrations")
+                    else db
+                    for name, db in env["databases"].items()
+                }
+                env = {**env, "databases": databases}
+            environments[env_name] = env
+        return {**raw, "environments": environments}
 
     @model_validator(mode="after")
     def _policies_are_sound(self) -> OpsConfig:
@@ -127,9 +154,11 @@ class OpsConfig(_Strict):
             raise ConfigError(f"unknown environment {name!r} (configured: {known})") from None
 
 
-def parse_config(raw: Any, source: str = "configuration") -> OpsConfig:
+def parse_config(raw: Any, source: str = "configuration", base_dir: str | None = None) -> OpsConfig:
     """Validate a loaded YAML document, turning pydantic's errors into one readable message."""
     try:
+        if base_dir is not None and isinstance(raw, dict):
+            raw = {**raw, "base_dir": base_dir}
         return OpsConfig.model_validate(raw)
     except ValidationError as exc:
         lines = []

@@ -37,6 +37,7 @@ class StepContext(Generic[P]):
     outputs: dict[str, dict[str, Any]]
     now: Callable[[], datetime]
     _checkpoint: Callable[[dict[str, Any]], None] = field(repr=False)
+    item: str | None = None  # for a step declared `each=<key>`: the item this run of it is for
 
     def checkpoint(self, **external_ids: Any) -> None:
         self._checkpoint(external_ids)

@@ -43,7 +43,7 @@ from workflows.model import (
     StepStatus,
 )
 from workflows.outcomes import Absent, Done, Pending, StepOutcome, Unclear
-from workflows.planning import compute_plan, definition_change, plan_locks
+from workflows.planning import compute_plan, definition_change, plan_items, plan_locks
 from workflows.ports import StoreTx
 from workflows.steps import PlannedStep, StepRunner, observe, planned_steps, window_start
 from workflows.transitions import transition, waiting_reason
@@ -190,7 +190,7 @@ class _Run:
         if gate is not None:
             return gate
         replayed = []
-        plan = planned_steps(self.spec, self.wf, self.intent.mode, records)
+        plan = planned_steps(self.spec, self.wf, self.intent.mode, records, plan_items(self.intent))
         for ps in plan:
             over = self._over_budget()
             if over is not None:
@@ -289,7 +289,7 @@ class _Run:
             self.ids[ps.seq] = merged
 
         return StepContext(
-            self.intent, self.params, self.env, self.rt.adapters, token, self.outputs, self.now, checkpoint
+            self.intent, self.params, self.env, self.rt.adapters, token, self.outputs, self.now, checkpoint, ps.item
         )
 
     def _fence(self, tx: StoreTx) -> None:

@@ -36,7 +36,7 @@ def compensable_steps(spec: WorkflowDefinition, steps: list[StepRecord]) -> list
     """Completed forward steps whose compensation exists and has not yet run."""
     records = {r.seq: r for r in steps}
     undone = {r.name for r in steps if r.seq >= COMPENSATION_SEQ_BASE and r.status is StepStatus.SUCCEEDED}
-    return [rec.name for rec, comp in compensations(spec, records) if comp.name not in undone]
+    return [rec.name for rec, comp, _ in compensations(spec, records) if comp.name not in undone]
 
 
 def available_actions(intent: Intent, spec: WorkflowDefinition, steps: list[StepRecord]) -> tuple[Action, ...]:

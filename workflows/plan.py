@@ -45,6 +45,7 @@ class Plan(BaseModel):
     targets: tuple[str, ...]
     mutations: tuple[Mutation, ...]
     locks: tuple[str, ...] = ()
+    each: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="items of the repeated steps")
     conflicts: tuple[str, ...] = Field(default=(), description="other intents holding or waiting for these locks")
     blast_radius: str
     risk: str

@@ -12,9 +12,9 @@ from workflows.authoring import WorkflowDefinition
 from workflows.context import PreflightContext
 from workflows.deps import Runtime
 from workflows.errors import DefinitionError, InvalidInput, PreconditionFailed, StepError
-from workflows.model import Intent, StepRecord
+from workflows.model import Intent, StepRecord, StepStatus
 from workflows.plan import Mutation, Plan, PlanPurpose, fingerprint
-from workflows.steps import compensations
+from workflows.steps import COMPENSATION_SEQ_BASE, compensations
 
 LOCK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}:[^\s]{1,160}$")
 
@@ -55,6 +55,9 @@ def compute_plan(
     bad = [lock for lock in draft.locks if not LOCK_NAME.match(lock)]
     if bad:
         raise DefinitionError(f"workflow {spec.name!r}: preflight declared malformed locks {bad} (want kind:name)")
+    missing = sorted({s.each for s in spec.steps if s.each is not None} - set(draft.each))
+    if missing:
+        raise DefinitionError(f"workflow {spec.name!r}: preflight lists no items for steps repeated over {missing}")
     locks = tuple(sorted(set(draft.locks)))
     return Plan(
         workflow=spec.name,
@@ -63,6 +66,7 @@ def compute_plan(
         targets=draft.targets,
         mutations=draft.mutations,
         locks=locks,
+        each={k: tuple(v) for k, v in draft.each.items()},
         conflicts=conflicts(rt, locks, intent_id),
         blast_radius=draft.blast_radius or spec.blast_radius,
         risk=spec.risk.value,
@@ -99,7 +103,7 @@ def conflicts(rt: Runtime, locks: tuple[str, ...], intent_id: str | None = None)
 def compensation_plan(spec: WorkflowDefinition, intent: Intent, steps: list[StepRecord], requested_by: str) -> Plan:
     """Undoing what completed is a change of its own: a plan, reviewed and approved like the forward one."""
     records = {r.seq: r for r in steps}
-    undo = compensations(spec, records)
+    undo = [(rec, comp) for rec, comp, _ in compensations(spec, records)]
     if not undo:
         raise InvalidInput(f"intent {intent.id} has no completed step that declares a compensation")
     original = Plan.model_validate(intent.plan)
@@ -111,12 +115,10 @@ def compensation_plan(spec: WorkflowDefinition, intent: Intent, steps: list[Step
         )
         for rec, comp in undo
     )
-    by_hand = [
-        r.name
-        for r in steps
-        if r.seq < 1000 and r.status.value == "succeeded" and r.name not in {x.name for x, _ in undo}
-    ]
-    observed = {"completed": {r.name: r.external_ids for r in steps if r.status.value == "succeeded"}}
+    done = [r for r in steps if r.seq < COMPENSATION_SEQ_BASE and r.status is StepStatus.SUCCEEDED]
+    by_hand = [r.name for r in done if r.name not in {x.name for x, _ in undo}]
+    completed = {r.name: r.external_ids for r in done}
+    observed = {**original.observed, "completed": completed}  # what the plan saw stays readable by the steps
     return original.model_copy(
         update={
             "purpose": PlanPurpose.COMPENSATION,
@@ -153,3 +155,9 @@ def definition_change(spec: WorkflowDefinition, plan: dict[str, Any]) -> str | N
 
 def plan_locks(intent: Intent) -> tuple[str, ...]:
     return tuple(str(lock) for lock in intent.plan.get("locks") or ())
+
+
+def plan_items(intent: Intent) -> dict[str, tuple[str, ...]]:
+    """The items the plan listed for steps declared `each=<key>`."""
+    raw = intent.plan.get("each") or {}
+    return {str(k): tuple(str(i) for i in v) for k, v in raw.items()} if isinstance(raw, dict) else {}

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from workflows.config import Environment
 from workflows.model import (
     Approval,
     AuditEvent,
@@ -24,6 +22,10 @@ from workflows.model import (
     StepRecord,
     StepStatus,
 )
+from workflows.outside import AdapterFactory as AdapterFactory
+from workflows.outside import DatabasePort as DatabasePort
+from workflows.outside import DbInstance as DbInstance
+from workflows.outside import RdsPort as RdsPort
 
 
 class Clock(Protocol):
@@ -127,42 +129,3 @@ class Store(Protocol):
         finished_at: datetime | None = None,
     ) -> None: ...
     def renew_lease(self, lease: Lease, until: datetime) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DbInstance:
-    """What the engine knows of an RDS instance."""
-
-    identifier: str
-    status: str
-    instance_class: str
-    engine: str
-    arn: str
-    endpoint: str | None
-    source_identifier: str | None
-    tags: dict[str, str]
-
-
-class RdsPort(Protocol):
-    """RDS as the engine needs it. Raises the StepError contract, never a client exception."""
-
-    def describe_instance(self, identifier: str) -> DbInstance | None: ...
-    def create_read_replica(
-        self, *, replica_id: str, source_id: str, instance_class: str, tags: dict[str, str]
-    ) -> DbInstance: ...
-    def delete_instance(self, identifier: str) -> None: ...
-
-
-class DatabasePort(Protocol):
-    """A configured PostgreSQL database; raises the StepError contract, never a driver exception."""
-
-    def fetch_value(self, sql: str, params: tuple[Any, ...] = ()) -> Any: ...
-    def advisory_lock(self, key: str) -> AbstractContextManager[None]: ...
-    def replication_lag_seconds(self) -> float | None: ...
-
-
-class AdapterFactory(Protocol):
-    """Builds adapters for an environment; the engine never constructs clients itself."""
-
-    def rds(self, region: str) -> RdsPort: ...
-    def database(self, env: Environment, name: str) -> DatabasePort: ...

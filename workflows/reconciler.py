@@ -13,7 +13,7 @@ from workflows.deps import Runtime
 from workflows.errors import ConcurrentModification
 from workflows.model import EventDraft, EventKind, Intent, IntentStatus, Move, StepRecord, StepStatus, Verdict
 from workflows.outcomes import Absent, Done, Unclear
-from workflows.planning import definition_change
+from workflows.planning import definition_change, plan_items
 from workflows.steps import observe, planned_steps, window_start
 from workflows.transitions import transition
 
@@ -115,13 +115,14 @@ class Reconciler:
             records = {r.seq: r for r in tx.steps(intent.id)}
         open_steps = [
             (ps, records[ps.seq])
-            for ps in planned_steps(spec, wf, intent.mode, records)
+            for ps in planned_steps(spec, wf, intent.mode, records, plan_items(intent))
             if ps.seq in records and records[ps.seq].status is not StepStatus.SUCCEEDED
         ]
         if not open_steps:
             return self._move(intent, now, S.APPROVED, "nothing in flight; resuming", EventKind.REQUEUED)
         ps, rec = open_steps[0]
-        observation = observe(ps, active=True, ctx=self._ctx(intent, spec.params.model_validate(intent.params), rec))
+        ctx = self._ctx(intent, spec.params.model_validate(intent.params), rec, ps.item)
+        observation = observe(ps, active=True, ctx=ctx)
         if isinstance(observation, Done | Absent):
             why = "converged" if isinstance(observation, Done) else observation.reason
             return self._move(intent, now, S.APPROVED, f"{ps.step.name}: {why}; resuming", EventKind.OBSERVED)
@@ -136,13 +137,13 @@ class Reconciler:
         delay = self._backoff(rec, now, observation.retry_after)
         return self._move(intent, now, S.CONVERGING, f"{ps.step.name}: {observation.reason}", None, delay)
 
-    def _ctx(self, intent: Intent, params: Any, rec: StepRecord) -> StepContext[Any]:
+    def _ctx(self, intent: Intent, params: Any, rec: StepRecord, item: str | None) -> StepContext[Any]:
         def no_checkpoint(_ids: dict[str, Any]) -> None:
             raise RuntimeError("the reconciler observes; it does not checkpoint")
 
         env = self.rt.config.environment(intent.environment)
         return StepContext(
-            intent, params, env, self.rt.adapters, rec.idempotency_token, {}, self.rt.clock.now, no_checkpoint
+            intent, params, env, self.rt.adapters, rec.idempotency_token, {}, self.rt.clock.now, no_checkpoint, item
         )
 
     @staticmethod

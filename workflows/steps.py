@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -26,9 +26,10 @@ class PlannedStep:
     """A step as one run executes it: its checkpoint sequence number and its calls bound to the workflow."""
 
     seq: int
-    step: StepSpec
+    step: StepSpec  # for a repeated step, named `<step>[<item>]`
     run: Callable[[StepContext[Any]], StepOutcome]
     probe: Callable[[StepContext[Any]], Observation] | None
+    item: str | None = None
 
     @property
     def rerun_safe(self) -> bool:
@@ -101,39 +102,66 @@ def _verify_spec() -> StepSpec:
 VERIFY = _verify_spec()
 
 
+def expanded(spec: WorkflowDefinition, items: Mapping[str, Sequence[str]]) -> list[tuple[StepSpec, str | None]]:
+    """The forward steps in order, a step declared `each=<key>` once per item of the plan's `<key>`."""
+    out: list[tuple[StepSpec, str | None]] = []
+    for step in spec.steps:
+        if step.each is None:
+            out.append((step, None))
+        else:
+            out += [(replace(step, name=f"{step.name}[{item}]"), str(item)) for item in items.get(step.each, ())]
+    return out
+
+
 def planned_steps(
-    spec: WorkflowDefinition, wf: Workflow[Any], mode: Mode, records: dict[int, StepRecord]
+    spec: WorkflowDefinition,
+    wf: Workflow[Any],
+    mode: Mode,
+    records: dict[int, StepRecord],
+    items: Mapping[str, Sequence[str]] | None = None,
 ) -> list[PlannedStep]:
     """The forward steps plus verification, or the compensations of what succeeded, newest first."""
     if mode is Mode.FORWARD:
         out = [
-            PlannedStep(i, s, _bind(wf, s.run), _bind(wf, s.probe) if s.probe else None)
-            for i, s in enumerate(spec.steps, 1)
+            PlannedStep(i, s, _bind(wf, s.run), _bind(wf, s.probe) if s.probe else None, item)
+            for i, (s, item) in enumerate(expanded(spec, items or {}), 1)
         ]
-        out.append(PlannedStep(len(spec.steps) + 1, VERIFY, lambda ctx: verify(spec, wf, ctx), None))
+        out.append(PlannedStep(len(out) + 1, VERIFY, lambda ctx: verify(spec, wf, ctx), None))
         return out
     return [
-        PlannedStep(COMPENSATION_SEQ_BASE + rec.seq, comp, _bind(wf, comp.run), None)
-        for rec, comp in compensations(spec, records)
+        PlannedStep(COMPENSATION_SEQ_BASE + rec.seq, comp, _bind(wf, comp.run), None, item)
+        for rec, comp, item in compensations(spec, records)
     ]
 
 
-def compensations(spec: WorkflowDefinition, records: dict[int, StepRecord]) -> list[tuple[StepRecord, StepSpec]]:
+def split_name(recorded: str) -> tuple[str, str | None]:
+    """`resize_reader[r1]` -> (`resize_reader`, `r1`); a plain name has no item."""
+    if recorded.endswith("]") and "[" in recorded:
+        base, _, rest = recorded.partition("[")
+        return base, rest[:-1]
+    return recorded, None
+
+
+def compensations(
+    spec: WorkflowDefinition, records: dict[int, StepRecord]
+) -> list[tuple[StepRecord, StepSpec, str | None]]:
     """For each forward step that succeeded (newest first) and whose step still declares a compensation, by name."""
     out = []
     for seq in sorted((s for s in records if s < COMPENSATION_SEQ_BASE), reverse=True):
         rec = records[seq]
-        step = spec.step(rec.name)
+        base, item = split_name(rec.name)
+        step = spec.step(base)
         if rec.status is StepStatus.SUCCEEDED and step is not None and step.compensation is not None:
             comp = StepSpec(
-                f"{COMPENSATION_PREFIX}{step.name}",
+                f"{COMPENSATION_PREFIX}{rec.name}",
                 step.compensation,
                 Rollback.NONE,
                 timeout=step.timeout,
+                convergence_window=step.convergence_window,
                 idempotent="a compensation looks before it acts",
-                description=f"undo {step.name}",
+                description=f"undo {rec.name}",
             )
-            out.append((rec, comp))
+            out.append((rec, comp, item))
     return out
 
 
