@@ -22,6 +22,14 @@ class ReplicationSimulator:
     def __init__(self) -> None:
         self._original: Callable[..., Iterable[Any]] | None = None
         self._lock = threading.Lock()
+        self._held: set[str] = set()
+
+    def hold(self, identifier: str) -> None:
+        """Leave this replica alone: a test scripts its replication status and lag itself."""
+        self._held.add(identifier)
+
+    def release(self, identifier: str) -> None:
+        self._held.discard(identifier)
 
     def start(self) -> ReplicationSimulator:
         from moto.rds.models import RDSBackend
@@ -48,7 +56,8 @@ class ReplicationSimulator:
 
     def _feed(self, backend: Any, db: Any) -> None:
         """Mark a replica replicating and keep its lag fresh, unless a test set its status infos itself."""
-        if not getattr(db, "read_replica_source_db_instance_identifier", None):
+        replica = bool(getattr(db, "read_replica_source_db_instance_identifier", None))
+        if not replica or db.db_instance_identifier in self._held:
             return
         if not getattr(db, "status_infos", None):
             db.status_infos = [{"StatusType": "read replication", "Status": "replicating", "Normal": True}]

@@ -55,13 +55,19 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
+def replication() -> Iterator[ReplicationSimulator]:
+    """moto reports neither StatusInfos nor ReplicaLag: replicas look replicating unless a test holds them."""
+    simulator = ReplicationSimulator().start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(replication: ReplicationSimulator) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    replication = ReplicationSimulator().start()  # moto reports neither StatusInfos nor ReplicaLag
     _host, port = server.get_host_and_port()
     yield f"http://127.0.0.1:{port}"
-    replication.stop()
     server.stop()
 
 

@@ -195,3 +195,32 @@ def test_an_interrupted_concurrent_index_build_is_retried_into_one_valid_index(m
         ).fetchall()
     assert rows == [("orders_note", True)]
     assert [v for v, _ in m.applied()] == ["1"]
+
+
+def test_pg_migrate_runs_from_the_cli(migrations: Migrations, tmp_path: Path) -> None:
+    """`opsbot request pg.migrate …`, approve, reconcile: the file applied with its version row."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.test_catalog_aws import run_from_the_cli
+
+    m = migrations
+    m.write("1_add_status.sql", f"ALTER TABLE {m.table} ADD COLUMN status text;\n")
+    config = tmp_path / "cli.yml"
+    database = {"dsn_env": "TEST_BILLING_DSN", "migrations": str(m.directory)}
+    roles = {"dba": ["alice"], "dba-lead": ["bob", "erin"]}
+    config.write_text(yaml.safe_dump({"environments": {"prod": {"databases": {"billing": database}}}, "roles": roles}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSBOT_")}
+    env.update(OPSBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}", OPSBOT_CONFIG=str(config))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opsbot.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert cli("db", "upgrade").returncode == 0
+    assert run_from_the_cli(cli, "pg.migrate", "database=billing") == "succeeded"
+    assert [v for v, _ in m.applied()] == ["1"]

@@ -219,3 +219,38 @@ def test_the_new_password_reaches_no_log_no_table_and_no_audit_event(rotation: R
         dumped = [str(row) for table in metadata.sorted_tables for row in conn.execute(sa.select(table))]
     assert dumped and not any(password in row for row in dumped)
     assert password not in json.dumps(logs, default=str)
+
+
+def test_db_rotate_password_runs_from_the_cli(rotation: Rotation, tmp_path: Path) -> None:
+    """`opsbot request db.rotate-password …`, approve, reconcile: the database and AWSCURRENT agree."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.test_catalog_aws import run_from_the_cli
+
+    old = rotation.current()["password"]
+    database = {"dsn_env": "TEST_SCRAM_DSN", "secrets": {rotation.role: rotation.secret}}
+    config = tmp_path / "cli.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "environments": {"prod": {"aws_region": "us-east-1", "databases": {"billing": database}}},
+                "roles": {"dba": ["alice"], "dba-lead": ["bob"]},
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSBOT_")}
+    env.update(OPSBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}", OPSBOT_CONFIG=str(config))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opsbot.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert cli("db", "upgrade").returncode == 0
+    status = run_from_the_cli(cli, "db.rotate-password", "database=billing", f"role={rotation.role}")
+    assert status == "succeeded"
+    new = rotation.current()["password"]
+    assert rotation.logs_in(rotation.role, new) and not rotation.logs_in(rotation.role, old)

@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from adapters.aws import BotoAdapters
+from devstack.moto_replication import ReplicationSimulator
 from tests.conftest import approve_current, create_source, rds_client
 from tests.fakes import Script, ScriptedAdapters
 from workflows.deps import Runtime
@@ -390,3 +391,48 @@ def test_the_same_request_after_the_first_is_over_is_a_new_intent(runtime: Runti
     explicit = ops.request("rds.create-replica", dict(PARAMS), "prod", "alice", "ci-7").intent
     ops.deny(explicit.id, "bob", "no")
     assert ops.request("rds.create-replica", dict(PARAMS), "prod", "alice", "ci-7").intent.id == explicit.id
+
+
+def test_a_replica_is_done_only_when_replication_is_reported_healthy(
+    runtime: Runtime, aws: str, clock: FrozenClock, replication: ReplicationSimulator
+) -> None:
+    """No `read replication` status: converging; a lag over the limit: converging; replication in error: failed."""
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+    from moto.rds.models import rds_backends
+
+    create_source(aws)
+    replication.hold("billing-db-r1")
+    try:
+        intent_id = approved(runtime)
+        [waiting] = Executor(runtime, "test").run_once()
+        assert waiting.status is IntentStatus.CONVERGING and "read replication not reported" in str(
+            waiting.status_reason
+        )
+        replica = rds_backends["123456789012"]["us-east-1"].databases["billing-db-r1"]
+        replica.status_infos = [{"StatusType": "read replication", "Status": "replicating", "Normal": True}]
+        now = datetime.now(UTC)
+        boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=aws).put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[
+                {
+                    "MetricName": "ReplicaLag",
+                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": "billing-db-r1"}],
+                    "Timestamp": now - timedelta(minutes=m),
+                    "Value": 120.0,
+                }
+                for m in (3, 2, 1)
+            ],
+        )
+        clock.advance(120)
+        [c] = Reconciler(runtime).reconcile_due()
+        assert c.status is IntentStatus.CONVERGING and "replica lag not yet healthy (120s" in c.reason
+        replica.status_infos = [{"StatusType": "read replication", "Status": "error", "Normal": False}]
+        clock.advance(300)
+        Reconciler(runtime).reconcile_due()
+        Executor(runtime, "test").run_until_idle()
+        failed = OpsService(runtime).get(intent_id)
+        assert failed.status is IntentStatus.FAILED and "read replication is in error" in str(failed.status_reason)
+    finally:
+        replication.release("billing-db-r1")

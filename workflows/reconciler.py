@@ -10,7 +10,7 @@ import structlog
 
 from workflows.context import StepContext
 from workflows.deps import Runtime
-from workflows.errors import ConcurrentModification
+from workflows.errors import ConcurrentModification, PermanentError
 from workflows.model import EventDraft, EventKind, Intent, IntentStatus, Move, StepRecord, StepStatus, Verdict
 from workflows.outcomes import Absent, Done, Unclear
 from workflows.planning import definition_change, plan_items
@@ -122,7 +122,11 @@ class Reconciler:
             return self._move(intent, now, S.APPROVED, "nothing in flight; resuming", EventKind.REQUEUED)
         ps, rec = open_steps[0]
         ctx = self._ctx(intent, spec.params.model_validate(intent.params), rec, ps.item)
-        observation = observe(ps, active=True, ctx=ctx)
+        try:
+            observation = observe(ps, active=True, ctx=ctx)
+        except PermanentError as exc:
+            reason = f"{ps.step.name}: {exc}; running it once more to record the failure"
+            return self._move(intent, now, S.APPROVED, reason, EventKind.OBSERVED)
         if isinstance(observation, Done | Absent):
             why = "converged" if isinstance(observation, Done) else observation.reason
             return self._move(intent, now, S.APPROVED, f"{ps.step.name}: {why}; resuming", EventKind.OBSERVED)

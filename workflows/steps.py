@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from workflows.authoring import COMPENSATION_PREFIX, VERIFY_STEP, Rollback, StepSpec, Workflow, WorkflowDefinition
 from workflows.context import StepContext
-from workflows.errors import OutcomeUnknown
+from workflows.errors import OutcomeUnknown, PermanentError
 from workflows.model import Mode, StepRecord, StepStatus
 from workflows.outcomes import Absent, Done, Observation, Pending, StepOutcome, Unclear
 
@@ -201,5 +201,9 @@ def observe(ps: PlannedStep, ctx: StepContext[Any], active: bool = False) -> Obs
                 else Absent("the step is safe to repeat")
             )
         return Unclear(f"{ps.step.name} has no probe, so whether it took effect cannot be observed")
+    except PermanentError:
+        if active and ps.probe is None:
+            raise  # the step itself, run as its own observation, says it failed for good: the executor records it
+        return Unclear(f"observing {ps.step.name} failed for good")
     except Exception as exc:
         return Unclear(f"observing {ps.step.name} failed: {exc}")

@@ -143,6 +143,9 @@ class ResizeCluster(Workflow[ResizeClusterParams]):
             return Pending(f"{cluster.identifier} is failing over", retry_after=15.0)
         target = str(ctx.intent.plan.get("each", {}).get("readers", [""])[0])
         rds(ctx).failover_cluster(cluster.identifier, target)
+        after = _cluster(ctx)  # failover is asynchronous: done only when the cluster says so
+        if after.writer not in (None, old):
+            return Done(output={"writer": after.writer})
         return Pending(f"failover of {cluster.identifier} to {target} requested", retry_after=15.0)
 
     @failover.probe
