@@ -410,9 +410,9 @@ def test_a_replica_is_done_only_when_replication_is_reported_healthy(
         assert waiting.status is IntentStatus.CONVERGING and "read replication not reported" in str(
             waiting.status_reason
         )
-        replica = rds_backends["123456789012"]["us-east-1"].databases["billing-db-r1"]
-        replicating = [{"StatusType": "read replication", "Status": "replicating", "Normal": True}]
-        setattr(replica, "status_infos", replicating)  # moto's model has no such field: its serializer reads it
+        replica: Any = rds_backends["123456789012"]["us-east-1"].databases["billing-db-r1"]
+        # moto's model has no such field; its serializer reads it when set
+        replica.status_infos = [{"StatusType": "read replication", "Status": "replicating", "Normal": True}]
         now = datetime.now(UTC)
         boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=aws).put_metric_data(
             Namespace="AWS/RDS",
@@ -429,7 +429,7 @@ def test_a_replica_is_done_only_when_replication_is_reported_healthy(
         clock.advance(120)
         [c] = Reconciler(runtime).reconcile_due()
         assert c.status is IntentStatus.CONVERGING and "replica lag not yet healthy (120s" in c.reason
-        setattr(replica, "status_infos", [{"StatusType": "read replication", "Status": "error", "Normal": False}])
+        replica.status_infos = [{"StatusType": "read replication", "Status": "error", "Normal": False}]
         clock.advance(300)
         Reconciler(runtime).reconcile_due()
         Executor(runtime, "test").run_until_idle()
