@@ -26,6 +26,8 @@ def create_app(signing_secret: str, slack: SlackServices) -> App:
         raise_error_for_unhandled_request=False,
         # Not at start-up: a Slack outage must not stop the executor and reconciler from starting.
         token_verification_enabled=False,
+        # Lazy listeners (preflight, store writes, views.open) run here, after the ack, never inside it.
+        listener_executor=slack.lazy,
     )
 
     @app.middleware

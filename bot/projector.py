@@ -6,6 +6,7 @@ the messages that are missing, each under a unique key, so a crash or a second p
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -40,18 +41,37 @@ def shows_verdict(status: IntentStatus) -> bool:
     return status.terminal or status.needs_human
 
 
+SWEEP = 25  # unsettled threads looked at per pass, round-robin, besides those a signal marked
+
+
 class Projector:
+    """What moved (marked by the CHANGED signal) is projected first; a sweep of a few unsettled threads per pass
+    catches what a signal missed. A pass costs what changed, not how many intents exist."""
+
     def __init__(self, ops: OpsService, slack: SlackStore, registry: Registry) -> None:
         self.ops, self.slack, self.registry = ops, slack, registry
+        self._marked: set[str] = set()
+        self._lock = threading.Lock()
+        self._cursor = ""
+
+    def mark(self, intent_id: str) -> None:
+        """`intent_id` moved: project it in the next pass, ahead of the sweep."""
+        if intent_id:
+            with self._lock:
+                self._marked.add(intent_id)
 
     def sync(self) -> int:
-        """Bring every unsettled thread up to date; returns how many messages were queued."""
+        """Project what was marked, then one page of the sweep; returns how many messages were queued."""
+        with self._lock:
+            marked, self._marked = sorted(self._marked), set()
+        page = self.slack.unsettled(after=self._cursor, limit=SWEEP)
+        self._cursor = page[-1].intent_id if len(page) == SWEEP else ""
         queued = 0
-        for thread in self.slack.unsettled():
+        for intent_id in [*marked, *(t.intent_id for t in page if t.intent_id not in marked)]:
             try:
-                queued += self.sync_one(thread.intent_id)
+                queued += self.sync_one(intent_id)
             except Exception:
-                log.exception("projection_failed", intent_id=thread.intent_id)
+                log.exception("projection_failed", intent_id=intent_id)
         return queued
 
     def sync_one(self, intent_id: str) -> int:

@@ -295,7 +295,8 @@ def serve(
                 log.info("serving_socket_mode")
                 SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
             else:
-                server = make_server(bolt, svc.store, host, port)
+                assert settings.slack_signing_secret is not None  # slack_app refused to build without it
+                server = make_server(bolt, svc.store, settings.slack_signing_secret.get_secret_value(), host, port)
                 log.info("serving", url=f"http://{host}:{server.effective_port}/slack/events")
                 print(f"listening on http://{host}:{server.effective_port}", flush=True)
                 try:

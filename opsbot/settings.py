@@ -19,10 +19,16 @@ class Settings(BaseSettings):
         default="sqlite:///opsbot.db", description="intent store; postgresql+psycopg://… in production"
     )
     config: Path = Field(default=Path("opsbot.yml"), description="environments, roles and policies")
-    lease_seconds: float = Field(default=60.0, gt=0)
+    lease_seconds: float = Field(
+        default=15.0, gt=0, description="executor lease: renewed every third of it; a dead replica's work is taken over"
+        " when it lapses"
+    )
+    executor_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll; approvals wake it at once")
     approval_ttl_seconds: float = Field(default=3600.0, gt=0)
     worker_threads: int = Field(default=4, ge=1, le=32)
-    reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    reconcile_interval_seconds: float = Field(
+        default=5.0, gt=0, description="at most this long between passes; it also wakes when a check comes due"
+    )
     log_level: str = "INFO"
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "OPSBOT_SLACK_BOT_TOKEN")

@@ -20,6 +20,7 @@ from bot.services import SlackServices
 from bot.surface import SlackSurface
 from opsbot.settings import Settings, load_config
 from store.db import make_engine
+from store.signals import Signals
 from store.slack import SlackStore
 from store.sql import SqlStore
 from workflows.catalog import build_registry
@@ -46,7 +47,7 @@ def build_services(
     settings: Settings, adapters: AdapterFactory | None = None, faults: FaultSeam | None = None
 ) -> Services:
     engine = make_engine(settings.database_url)
-    store = SqlStore(engine)
+    store = SqlStore(engine, Signals())
     rt = Runtime(
         store=store,
         registry=build_registry(),
@@ -64,7 +65,7 @@ def build_services(
 
 def build_slack(settings: Settings, ops: OpsService, engine: Engine, owner: str) -> SlackServices:
     client = web_client(settings)
-    slack_store = SlackStore(engine)
+    slack_store = SlackStore(engine, ops.rt.store.signals if isinstance(ops.rt.store, SqlStore) else None)
     projector = Projector(ops, slack_store, ops.rt.registry)
     outbox = OutboxWorker(slack_store, client, ops.rt.clock, settings.slack_channel_burst, settings.slack_channel_rate)
     wake = threading.Event()

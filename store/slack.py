@@ -12,8 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from store import tables as t
+from store.signals import Signals
 from store.sql import as_utc
 from workflows.redaction import redact
+
+OUTBOX = "opsbot_outbox"  # a message was queued: the delivery loop drains now
 
 
 class OutboxKind(StrEnum):
@@ -97,8 +100,9 @@ def _insert_message(conn: sa.Connection, message: Message, now: datetime) -> Non
 class SlackStore:
     """SQL for the Slack surface; every method is its own short transaction."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, signals: Signals | None = None) -> None:
         self.engine = engine
+        self.signals = signals or Signals()
 
     # outbox --------------------------------------------------------------------------------------
     def enqueue(
@@ -125,6 +129,10 @@ class SlackStore:
                     added += 1
                 except IntegrityError:
                     continue
+            if added and conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX})
+        if added:
+            self.signals.publish(OUTBOX)
         return added
 
     def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
@@ -234,18 +242,14 @@ class SlackStore:
             row = conn.execute(sa.select(t.slack_threads).where(t.slack_threads.c.intent_id == intent_id)).first()
         return _thread(row._mapping) if row else None
 
-    def unsettled(self, limit: int = 500) -> list[SlackThread]:
-        """Threads to project: not yet at rest, or whose intent moved after it was (a Retry on a failed intent)."""
+    def unsettled(self, after: str = "", limit: int = 25) -> list[SlackThread]:
+        """One page of the threads not yet at rest, in intent-id order from `after` (a sweep goes round them all;
+        what moves is projected at once through the CHANGED signal, so the sweep only catches what a signal missed).
+        Served by the partial index ix_threads_unsettled: its cost follows the page, not the table."""
         q = (
             sa.select(t.slack_threads)
-            .join(t.intents, t.intents.c.id == t.slack_threads.c.intent_id)
-            .where(
-                sa.or_(
-                    t.slack_threads.c.settled.is_(False),
-                    t.intents.c.version != t.slack_threads.c.projected_version,
-                )
-            )
-            .order_by(t.slack_threads.c.created_at)
+            .where(t.slack_threads.c.settled.is_(False), t.slack_threads.c.intent_id > after)
+            .order_by(t.slack_threads.c.intent_id)
             .limit(limit)
         )
         with self.engine.connect() as conn:

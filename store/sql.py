@@ -18,6 +18,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from store import tables as t
 from store.audit import GENESIS, chain_hash
+from store.signals import Signals
 from workflows.errors import ConcurrentModification, LeaseLost
 from workflows.model import (
     Approval,
@@ -217,6 +218,15 @@ class SqlTx:
     def __init__(self, conn: sa.Connection) -> None:
         self._c = conn
         self._pg = conn.dialect.name == "postgresql"
+        self.raised: dict[tuple[str, str], None] = {}  # signals to publish here once committed, in order
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        """On PostgreSQL a NOTIFY (delivered to other processes at commit); here, published after the commit."""
+        if (channel, payload) in self.raised:
+            return
+        self.raised[(channel, payload)] = None
+        if self._pg:
+            self._c.execute(sa.text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
 
     # intents -----------------------------------------------------------------------------------
     def insert_intent(self, new: NewIntent) -> Intent | None:
@@ -460,6 +470,11 @@ class SqlTx:
         )
         return [actor for (actor,) in self._c.execute(q)]
 
+    def next_check_at(self) -> datetime | None:
+        """When the earliest check comes due (served by ix_intents_due)."""
+        q = sa.select(sa.func.min(t.intents.c.next_check_at)).where(t.intents.c.next_check_at.is_not(None))
+        return as_utc(self._c.execute(q).scalar())
+
     def due_for_reconcile(self, now: datetime, limit: int) -> list[Intent]:
         q = (
             sa.select(t.intents)
@@ -589,8 +604,9 @@ class SqlStore:
     fenced statement, committed on their own (autocommit) on a connection the executor pins for a run.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, signals: Signals | None = None) -> None:
         self.engine = engine
+        self.signals = signals or Signals()
         self._local = threading.local()
         self._fenced_start = _Prepared(_FENCED_START, engine.dialect)
         self._fenced_outcome = {cols: _Prepared(stmt, engine.dialect) for cols, stmt in _FENCED_OUTCOME.items()}
@@ -598,7 +614,10 @@ class SqlStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         with self.engine.begin() as conn:
-            yield SqlTx(conn)
+            tx = SqlTx(conn)
+            yield tx
+        for channel, payload in tx.raised:  # committed: wake this process's subscribers
+            self.signals.publish(channel, payload)
 
     @contextmanager
     def pinned(self) -> Iterator[None]:

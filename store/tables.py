@@ -170,6 +170,14 @@ class SlackThreadRow(SQLModel, table=True):
     """Where an intent lives in Slack: its plan message (the thread parent) and how far it was projected."""
 
     __tablename__ = "slack_threads"
+    __table_args__ = (
+        sa.Index(
+            "ix_threads_unsettled",
+            "intent_id",
+            sqlite_where=sa.text("settled = 0"),
+            postgresql_where=sa.text("settled = false"),
+        ),
+    )
 
     intent_id: str = Field(primary_key=True, foreign_key="intents.id", max_length=40)
     channel: str = Field(max_length=40)

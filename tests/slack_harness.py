@@ -47,6 +47,7 @@ class Bench:
         assert self.services.slack is not None
         slack = self.services.slack
         for _ in range(rounds):
+            assert slack.lazy.wait_idle(), "work after the acks did not finish"
             ran = self.services.executor.run_until_idle()
             queued = slack.projector.sync()
             slack.outbox.drain_until_idle(timeout=30)
@@ -113,7 +114,7 @@ def served(
         )
         services = build_services(settings, adapters(settings) if adapters else None)
         app = slack_app(settings, services)
-        server = make_server(app, services.store, "127.0.0.1", 0, threads=8)
+        server = make_server(app, services.store, SECRET, "127.0.0.1", 0, threads=8)
         closing = threading.Event()
 
         def run() -> None:

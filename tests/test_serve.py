@@ -20,7 +20,7 @@ from fakeslack import FakeSlack, SlackDriver
 from opsbot.settings import Settings
 from opsbot.wiring import build_services
 from opsbot.worker import start_worker
-from tests.slack_harness import CHANNELS, OPS, REQUESTER, SECRET, SLACK_CONFIG, TOKEN, USERS
+from tests.slack_harness import APPROVER, CHANNELS, OPS, REQUESTER, SECRET, SLACK_CONFIG, TOKEN, USERS
 from workflows.errors import ConfigError
 
 
@@ -89,22 +89,47 @@ def _services(tmp_path: Path, db_url: str, aws: str, fake: FakeSlack, **config: 
     return settings, build_services(settings)
 
 
-def test_worker_schedules_engine_and_a_digest_per_channel(tmp_path: Path, sqlite_url: str, aws: str) -> None:
-    """The scheduler runs executor and reconciler unless --no-worker, and one cron digest job per channel."""
+def test_worker_runs_engine_loops_and_a_digest_per_channel(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+    """Executor and reconciler loops run unless --no-worker; delivery always; one cron digest job per channel."""
     with FakeSlack(TOKEN, SECRET, channels=CHANNELS, users=USERS) as fake:
         settings, svc = _services(tmp_path, sqlite_url, aws, fake)
         worker = start_worker(svc, settings)
         try:
             jobs = {j.id: j for j in worker.scheduler.get_jobs()}
-            assert {"executor", "reconciler", "digest:C0DIGEST"} <= set(jobs)
-            assert "hour='9'" in str(jobs["digest:C0DIGEST"].trigger)
+            assert set(jobs) == {"digest:C0DIGEST"} and "hour='9'" in str(jobs["digest:C0DIGEST"].trigger)
+            assert [loop.name for loop in worker.loops] == ["executor", "reconciler", "slack-delivery"]
         finally:
             worker.shutdown()
         split = start_worker(svc, settings, engine_jobs=False)
         try:
-            assert {j.id for j in split.scheduler.get_jobs()} == {"digest:C0DIGEST"}
+            assert [loop.name for loop in split.loops] == ["slack-delivery"]
         finally:
             split.shutdown()
+
+
+def test_an_approval_wakes_the_executor_at_once(tmp_path: Path, sqlite_url: str, aws: str) -> None:
+    """With a fallback poll of a minute, an approved intent still starts within a fraction of a second."""
+    import time
+
+    from tests.conftest import approve_current, create_source
+
+    create_source(aws)
+    with FakeSlack(TOKEN, SECRET, channels=CHANNELS, users=USERS) as fake:
+        settings, svc = _services(tmp_path, sqlite_url, aws, fake)
+        settings = settings.model_copy(update={"executor_poll_seconds": 60.0, "reconcile_interval_seconds": 60.0})
+        worker = start_worker(svc, settings)
+        try:
+            time.sleep(0.3)  # the loops' first passes are done: from here on only a wake-up starts anything
+            params = {"source": "billing-db", "replica": "r1"}
+            intent = svc.ops.request("rds.create-replica", params, "prod", REQUESTER)
+            approve_current(svc.ops, intent.intent.id, APPROVER)
+            started = time.monotonic()
+            while svc.ops.get(intent.intent.id).status.value in ("approved",) and time.monotonic() - started < 5:
+                time.sleep(0.01)
+            assert time.monotonic() - started < 1.0
+            assert svc.ops.get(intent.intent.id).status.value != "approved"
+        finally:
+            worker.shutdown()
 
 
 def test_bad_digest_cron_is_a_config_error(tmp_path: Path, sqlite_url: str, aws: str) -> None:

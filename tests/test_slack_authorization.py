@@ -103,3 +103,45 @@ def test_a_forged_approve_click_without_the_full_plan_hash_approves_nothing(benc
     bench.settle()
     assert bench.status(intent_id) is IntentStatus.PENDING_APPROVAL
     assert bench.services.ops.show(intent_id).approvals == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"payload=%7Bnot-json", "application/x-www-form-urlencoded", 400),
+        (b"payload=%5B1%2C2%5D", "application/x-www-form-urlencoded", 400),
+        (
+            b"payload=" + b"%7B%22type%22%3A%22view_submission%22%2C%22view%22%3A%7B%7D%7D",
+            "application/x-www-form-urlencoded",
+            400,
+        ),
+        (b"\xff\xfe\xfd", "application/x-www-form-urlencoded", 400),
+        (b"{not json", "application/json", 400),
+    ],
+)
+def test_a_body_that_cannot_be_parsed_gets_a_400_and_no_traceback(
+    bench: Bench, body: bytes, content_type: str, status: int
+) -> None:
+    """Signed but unreadable (bad JSON, not UTF-8, a view without a type): 400 before Bolt, no error logged."""
+    import time as clock
+
+    import requests
+    from structlog.testing import capture_logs
+
+    from fakeslack import sign
+    from tests.slack_harness import SECRET
+
+    stamp = str(int(clock.time()))
+    signature = sign(SECRET, stamp, body.decode("latin-1"))
+    if body.startswith(b"\xff"):  # a signature over the raw bytes, as Slack would compute it
+        import hashlib
+        import hmac
+
+        signature = "v0=" + hmac.new(SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    headers = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature, "Content-Type": content_type}
+    with capture_logs() as logs:
+        answer = requests.post(f"{bench.url}/slack/events", data=body, headers=headers, timeout=10)
+    assert answer.status_code == status
+    assert not [e for e in logs if e.get("log_level") in ("error", "critical")]
+    unsigned = requests.post(f"{bench.url}/slack/events", data=body, headers={"Content-Type": content_type}, timeout=10)
+    assert unsigned.status_code == (400 if body.startswith(b"\xff") else 401)

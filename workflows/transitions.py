@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from workflows.model import EventDraft, EventKind, Intent, IntentId, IntentStatus, LockHolder, Move
-from workflows.ports import StoreTx
+from workflows.ports import CHANGED, RUNNABLE, StoreTx
 
 
 def transition(
@@ -27,6 +27,9 @@ def transition(
     Locks are released when the intent becomes terminal, or with `release_locks` (it stops before any step ran).
     """
     moved = tx.take_over(intent, move, now) if taking_over else tx.move(intent, move, now)
+    tx.notify(CHANGED, intent.id)
+    if move.to is IntentStatus.APPROVED:
+        tx.notify(RUNNABLE)
     if kind is not None:  # None: a routine re-check whose new reason is not worth an audit event
         record = {"from": intent.status.value, "to": move.to.value, "reason": move.reason, **(data or {})}
         tx.append_event(EventDraft(kind, actor, record, intent.id), now)

@@ -1,7 +1,8 @@
-"""Button clicks on plan messages, status threads and the Home tab."""
+"""Button clicks on plan messages, status threads and the Home tab: the ack only acks; the work runs after it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -17,26 +18,21 @@ def _channel(body: dict[str, Any]) -> str:
 
 
 def register(app: App, surface: SlackSurface) -> None:
-    @app.action(ActionId.APPROVE.value)
-    def approve(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def ack_click(ack: Ack) -> None:
         ack()
+
+    def approve(body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        """After the ack: the approval (store writes) and the answer."""
         with answering(body, respond, client):
             reply = surface.approve(button_value(action.get("value")), body["user"]["id"])
             tell(body, reply.text, respond, client)
 
-    def ask_reason(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        ack()
+    def ask_reason(body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        """After the ack (well inside the trigger's three seconds): who may, then the reason form."""
         with answering(body, respond, client):
-            view = surface.reason_modal(
-                ActionId(action["action_id"]), button_value(action.get("value")), _channel(body), body["user"]["id"]
-            )
+            value = button_value(action.get("value"))
+            view = surface.reason_modal(ActionId(action["action_id"]), value, _channel(body), body["user"]["id"])
             client.views_open(trigger_id=body["trigger_id"], view=view)
-
-    app.action(ActionId.DENY.value)(ask_reason)
-    app.action(ActionId.MARK_DONE.value)(ask_reason)
-
-    def ack_click(ack: Ack) -> None:
-        ack()
 
     def recover(body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
         """After the ack: a retry may re-plan against AWS."""
@@ -44,6 +40,16 @@ def register(app: App, surface: SlackSurface) -> None:
             value, user = button_value(action.get("value")), body["user"]["id"]
             tell(body, surface.recover(ActionId(action["action_id"]), value, user).text, respond, client)
 
+    app.action(ActionId.APPROVE.value)(ack=ack_click, lazy=[approve])
+    for reasoned in (ActionId.DENY, ActionId.MARK_DONE):
+        app.action(reasoned.value)(ack=ack_click, lazy=[ask_reason])
     for action_id in RECOVERY:
         if action_id is not ActionId.MARK_DONE:
             app.action(action_id.value)(ack=ack_click, lazy=[recover])
+
+    def unknown(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        """Anything else (a forged or outdated action id): a 200 and a clear note, never a 404."""
+        ack()
+        tell(body, ":warning: this button is not one opsbot recognises (was it edited?)", respond, client)
+
+    app.action(re.compile(".*"))(unknown)  # registered last: only what nothing above claimed
