@@ -20,8 +20,9 @@ class Settings(BaseSettings):
     )
     config: Path = Field(default=Path("opsbot.yml"), description="environments, roles and policies")
     lease_seconds: float = Field(
-        default=15.0, gt=0, description="executor lease: renewed every third of it; a dead replica's work is taken over"
-        " when it lapses"
+        default=15.0,
+        gt=0,
+        description="executor lease: renewed every third of it; a dead replica's work is taken over when it lapses",
     )
     executor_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll; approvals wake it at once")
     approval_ttl_seconds: float = Field(default=3600.0, gt=0)
