@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +34,8 @@ class Script:
     aws_already_exists: bool = True
     # From this many describe calls on, every describe fails (an API outage while probing); -1 for never.
     describe_outage_after: int = -1
+    # Seconds a call takes after AWS accepted it (a window in which to kill the process mid-step).
+    slow_after: dict[str, float] = field(default_factory=dict)
 
 
 class ScriptedRds:
@@ -65,7 +68,9 @@ class ScriptedRds:
         self._maybe_raise("create_read_replica")
         if self.script.aws_already_exists and self.real.describe_instance(kwargs["replica_id"]) is not None:
             raise AlreadyExists(f"DBInstanceAlreadyExists: {kwargs['replica_id']}")
-        return self.real.create_read_replica(**kwargs)
+        created = self.real.create_read_replica(**kwargs)
+        time.sleep(self.script.slow_after.get("create_read_replica", 0.0))
+        return created
 
     def delete_instance(self, identifier: str) -> None:
         self._maybe_raise("delete_instance")
