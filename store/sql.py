@@ -19,7 +19,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from store import tables as t
 from store.audit import GENESIS, chain_hash
 from store.signals import Signals
-from workflows.errors import ConcurrentModification, LeaseLost
+from workflows.errors import ConcurrentModification, LeaseLost, StoreUnavailable
 from workflows.model import (
     Approval,
     AuditEvent,
@@ -38,7 +38,7 @@ from workflows.model import (
     StepStatus,
 )
 from workflows.plan import canonical_json
-from workflows.redaction import redact
+from workflows.redaction import redact, redact_text
 from workflows.states import check_transition
 
 _AUDIT_LOCK_KEY = 0x0B5B07  # advisory lock that serialises appends to the audit hash chain
@@ -178,6 +178,20 @@ class _Prepared:
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's first line, without credentials (a DSN may be in it). When SQLite rolled a transaction back
+    itself (disk full), the savepoint error that follows hides the cause: the cause is what is reported."""
+    causes = []
+    seen: BaseException | None = exc
+    while seen is not None and len(causes) < 10:
+        causes.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    chosen = next((c for c in reversed(causes) if isinstance(c, sa.exc.OperationalError)), exc)
+    original = getattr(chosen, "orig", None) or chosen
+    text = str(original).strip()
+    return redact_text(text.splitlines()[0] if text else type(original).__name__)
 
 
 def _lease_params(lease: Lease) -> dict[str, Any]:
@@ -613,9 +627,15 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
-        with self.engine.begin() as conn:
-            tx = SqlTx(conn)
-            yield tx
+        """One unit of work: committed whole, or rolled back whole (a store that fails says so, plainly)."""
+        try:
+            with self.engine.begin() as conn:
+                tx = SqlTx(conn)
+                yield tx
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(
+                f"the intent store refused the operation, nothing was written: {_reason(exc)}"
+            ) from None
         for channel, payload in tx.raised:  # committed: wake this process's subscribers
             self.signals.publish(channel, payload)
 

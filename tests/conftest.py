@@ -264,3 +264,16 @@ def scram_pg_dsn(scram_pg_cluster: Any) -> str:
 def scram_pg_log(scram_pg_cluster: Any) -> Path:
     """The SCRAM cluster's server log, where every statement is written."""
     return Path(scram_pg_cluster.log)
+
+
+@pytest.fixture
+def owned_pg() -> Iterator[Any]:
+    """A PostgreSQL cluster of this test's own, which it may stop and start again."""
+    import importlib
+
+    clusters = importlib.import_module("tests.pg_clusters")
+    cluster = clusters.start_trust_cluster(_pg_bin(), _free_port(), _as_postgres)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -34,6 +34,19 @@ class Cluster:
         """The server's log file (it logs every statement, so a test can look for what must not be there)."""
         return self.data / "log"
 
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected), keeping its files."""
+        pg_ctl = str(self.bin_dir / "pg_ctl")
+        subprocess.run(
+            self.as_postgres([pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"]), capture_output=True
+        )
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port."""
+        pg_ctl = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.log)]
+        options = f"-p {self.port} -k {self.data} -h 127.0.0.1"
+        subprocess.run(self.as_postgres([*pg_ctl, "-o", options, "start"]), check=True, capture_output=True)
+
     def stop(self) -> None:
         """Stop the server at once and remove its files."""
         pg_ctl = str(self.bin_dir / "pg_ctl")
@@ -74,3 +87,18 @@ def _write_as_postgres(path: Path, text: str) -> None:
     path.write_text(text)
     if os.geteuid() == 0:
         shutil.chown(path, "postgres", "postgres")
+
+
+def start_trust_cluster(bin_dir: Path, port: int, as_postgres: AsPostgres) -> Cluster:
+    """A cluster the test owns (to restart it under opsbot), trusting local TCP logins as `postgres`."""
+    data = Path(tempfile.mkdtemp(prefix="opsbot-owned-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    subprocess.run(
+        as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        check=True,
+        capture_output=True,
+    )
+    cluster = Cluster(data, port, f"postgresql://postgres@127.0.0.1:{port}/postgres", bin_dir, as_postgres)
+    cluster.resume()
+    return cluster

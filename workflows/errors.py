@@ -55,6 +55,12 @@ class ConfigError(OpsError):
     code = "config_error"
 
 
+class StoreUnavailable(OpsError):
+    """The intent store cannot be reached or refuses writes (down, read-only, disk full): nothing was written."""
+
+    code = "store_unavailable"
+
+
 class ConcurrentModification(Exception):
     """A compare-and-set lost: somebody else moved the intent first."""
 
