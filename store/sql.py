@@ -183,7 +183,7 @@ class _Prepared:
 def _reason(exc: BaseException) -> str:
     """The driver's first line, without credentials (a DSN may be in it). When SQLite rolled a transaction back
     itself (disk full), the savepoint error that follows hides the cause: the cause is what is reported."""
-    causes = []
+    causes: list[BaseException] = []
     seen: BaseException | None = exc
     while seen is not None and len(causes) < 10:
         causes.append(seen)
