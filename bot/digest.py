@@ -54,7 +54,11 @@ def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Dig
     attention = tuple(
         AttentionItem(i.id, i.workflow, i.status, i.status_reason or "", age, links.get(i.id)) for i, age in items
     )
-    return Digest(channel=digest.channel, period=period_of(now, digest), counts=dict(counts), attention=attention)
+    with rt.store.transaction() as tx:
+        head = tx.audit_head()
+    return Digest(
+        channel=digest.channel, period=period_of(now, digest), counts=dict(counts), attention=attention, audit_head=head
+    )
 
 
 def _permalinks(svc: SlackServices, intent_ids: list[str]) -> dict[str, str]:

@@ -604,6 +604,11 @@ class SqlTx:
         )
         return AuditEvent(seq, draft.intent_id, draft.kind, draft.actor, data, created, prev, digest)
 
+    def audit_head(self) -> str:
+        """`<seq>:<hash>` of the newest audit event ("" before any): publish it where the database cannot reach."""
+        row = self._c.execute(sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)).first()
+        return f"{row[0]}:{row[1]}" if row else ""
+
     def events(self, intent_id: IntentId | None = None) -> list[AuditEvent]:
         q = sa.select(t.audit).order_by(t.audit.c.seq)
         if intent_id is not None:

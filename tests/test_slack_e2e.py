@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.fakes import Script
 from tests.slack_harness import (
     APPROVER,
     APPROVER2,
+    DIGEST,
     INCIDENT,
     OPS,
     OUTSIDER,
@@ -530,3 +532,27 @@ def test_every_workflow_is_listed_and_opens_a_generated_form(bench: Bench) -> No
         assert form["callback_id"] == CallbackId.REQUEST_MODAL.value
         fields = {b["block_id"] for b in form["blocks"] if b.get("type") == "input"}
         assert set(spec.params.model_fields) | {"env"} <= fields, (spec.name, fields)
+
+
+def test_each_digest_carries_the_audit_head_that_verify_checks_against(bench: Bench) -> None:
+    """The digest publishes the chain's head outside the database; verify passes with it and fails once a newest
+    event is deleted (which the chain alone cannot show)."""
+    import sqlalchemy as sa
+
+    from bot.digest import post_digest
+    from store import tables as t
+
+    plan(bench)
+    assert bench.services.slack is not None
+    digest = bench.services.runtime.config.digests[0]
+    assert post_digest(bench.services.slack, digest)
+    bench.settle()
+    posted = next(m for m in bench.fake.messages(DIGEST) if "Audit chain head" in str(m.blocks))
+    head = re.search(r"--anchor (\d+:[0-9a-f]{64})", str(posted.blocks)).group(1)  # type: ignore[union-attr]
+    store = bench.services.store
+    assert store.verify_audit(head).ok
+    with store.engine.begin() as conn:
+        newest = conn.execute(sa.select(sa.func.max(t.audit.c.seq))).scalar()
+        conn.execute(sa.delete(t.audit).where(t.audit.c.seq == newest))
+    assert store.verify_audit().ok  # the chain alone does not notice a deleted tail
+    assert not store.verify_audit(head).ok

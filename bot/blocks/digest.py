@@ -35,6 +35,7 @@ class Digest:
     period: str
     counts: Mapping[IntentStatus, int] = field(default_factory=lambda: MappingProxyType({}))
     attention: tuple[AttentionItem, ...] = ()
+    audit_head: str = ""  # "<seq>:<sha256>" of the newest audit event: evidence kept outside the database
 
 
 def _counts(digest: Digest) -> str:
@@ -64,8 +65,17 @@ def render_digest(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
         blocks.append(section(f"*Needs attention ({waiting})*"))
         blocks.extend(_item(item) for item in digest.attention[:MAX_ITEMS])
         if waiting > MAX_ITEMS:
-            blocks.append(context([f"_…and {waiting - MAX_ITEMS} more; `opsbot list` shows them all_"]))
+            blocks.append(context([f"_…and {waiting - MAX_ITEMS} more; `opsbot intents list` shows them all_"]))
     else:
         blocks.append(section(":sparkles: Nothing needs attention."))
+    if digest.audit_head:
+        blocks.append(
+            context(
+                [
+                    f"Audit chain head {code(digest.audit_head, 100)}: check the log against it with "
+                    f"`opsbot audit verify --anchor {clean(digest.audit_head, 90)}`"
+                ]
+            )
+        )
     text = f"Ops digest for {clean(digest.period)}: {total} operation(s), {waiting} need attention"
     return fallback(text), fit_blocks(blocks, MESSAGE_BLOCKS)
