@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,6 +19,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
+from store.slack import SlackStore
 from store.sql import SqlStore
 
 log = structlog.get_logger("opsbot.server")
@@ -23,6 +28,7 @@ StartResponse = Callable[..., Any]
 
 
 MAX_BODY = 1_000_000  # Slack's payloads are far smaller; anything bigger is not Slack
+REMEMBER = timedelta(minutes=10)  # twice Slack's five-minute signature window: older replays fail their signature
 
 
 def _refuse(start_response: StartResponse, status: str, reason: str) -> Iterable[bytes]:
@@ -59,9 +65,55 @@ def _unreadable(body: bytes, content_type: str) -> str | None:
     return None
 
 
-def guarded(slack: Callable[..., Iterable[bytes]], signing_secret: str) -> Callable[..., Iterable[bytes]]:
+def delivery_key(body: bytes, content_type: str) -> str:
+    """What makes a signed request the same request when it arrives again: the event id of an Events API
+    callback (Slack's retries resend it), else the interaction's one-time trigger id, else the body itself."""
+    text = body.decode("utf-8")
+    identity = ""
+    if "application/json" in content_type:
+        identity = "event:" + str(json.loads(text or "{}").get("event_id") or "")
+    else:
+        form = parse_qs(text, keep_blank_values=True)
+        trigger = form.get("trigger_id", [""])[0]
+        if not trigger and "payload" in form:
+            trigger = str(json.loads(form["payload"][0]).get("trigger_id") or "")
+        identity = "trigger:" + trigger if trigger else ""
+    if identity in ("", "event:"):
+        identity = "body:" + text
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+class Replays:
+    """Remembers the signed requests taken in (in the intent store, so across replicas) for long enough that a
+    replay or a Slack retry of one is answered and ignored; forgets them once their signature has expired."""
+
+    def __init__(self, store: SlackStore) -> None:
+        self.store = store
+        self._next_prune = 0.0  # monotonic; the first request prunes
+        self._lock = threading.Lock()
+
+    def first(self, key: str) -> bool:
+        now = datetime.now(UTC)
+        with self._lock:
+            prune = time.monotonic() >= self._next_prune
+            if prune:
+                self._next_prune = time.monotonic() + 60
+        try:
+            if prune:
+                self.store.forget_deliveries(now - REMEMBER)
+            return self.store.first_delivery(key, now)
+        except sa.exc.SQLAlchemyError as exc:  # the request itself will meet the same outage and say so
+            log.warning("replay_check_unavailable", error=str(exc).splitlines()[0])
+            return True
+
+
+def guarded(
+    slack: Callable[..., Iterable[bytes]], signing_secret: str, first: Callable[[str], bool] | None = None
+) -> Callable[..., Iterable[bytes]]:
     """Check the signature and that the body parses before Bolt sees it: a forged or broken request gets a
-    401 or a 400 and one warning line, never an HTTP 500 with a traceback (Bolt parses before it verifies)."""
+    401 or a 400 and one warning line, never an HTTP 500 with a traceback (Bolt parses before it verifies).
+    With `first`, a signed request already taken in (a replay, or Slack retrying) gets an empty 200 and
+    changes nothing."""
     verifier = SignatureVerifier(signing_secret)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -86,6 +138,10 @@ def guarded(slack: Callable[..., Iterable[bytes]], signing_secret: str) -> Calla
         why = _unreadable(body, environ.get("CONTENT_TYPE", ""))
         if why is not None:
             return _refuse(start_response, "400 Bad Request", why)
+        if first is not None and not first(delivery_key(body, environ.get("CONTENT_TYPE", ""))):
+            log.info("slack_request_replayed", retry=environ.get("HTTP_X_SLACK_RETRY_NUM", ""))
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("X-Slack-No-Retry", "1")])
+            return [b""]
         environ["wsgi.input"] = io.BytesIO(body)
         return slack(environ, start_response)
 
@@ -95,7 +151,8 @@ def guarded(slack: Callable[..., Iterable[bytes]], signing_secret: str) -> Calla
 def wsgi_app(
     app: App, store: SqlStore, signing_secret: str
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    slack = guarded(SlackRequestHandler(app, path="/slack/events"), signing_secret)
+    replays = Replays(SlackStore(store.engine, store.signals))
+    slack = guarded(SlackRequestHandler(app, path="/slack/events"), signing_secret, replays.first)
 
     def healthz(start_response: StartResponse) -> Iterable[bytes]:
         """Up, and the intent store answers."""

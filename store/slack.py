@@ -271,6 +271,21 @@ class SlackStore:
                 .values(projected_version=version, projected_steps=steps[:2000], settled=settled)
             )
 
+    # requests taken in ---------------------------------------------------------------------------
+    def first_delivery(self, key: str, now: datetime) -> bool:
+        """Record a signed request by its key: true the first time, false for a replay or a Slack retry of it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(t.slack_requests).values(key=key, seen_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_deliveries(self, before: datetime) -> int:
+        """Drop the keys of requests older than `before` (their signatures have expired: a replay is refused)."""
+        with self.engine.begin() as conn:
+            return conn.execute(sa.delete(t.slack_requests).where(t.slack_requests.c.seen_at < before)).rowcount
+
     # digests -------------------------------------------------------------------------------------
     def digest_claimed(self, channel: str, period: str) -> bool:
         with self.engine.connect() as conn:

@@ -199,7 +199,18 @@ class DigestRow(SQLModel, table=True):
     owner: str = Field(max_length=100)
 
 
+class SlackRequestRow(SQLModel, table=True):
+    """A signed Slack request already taken in: a replay or a Slack retry of it is answered and ignored.
+    Rows older than the signature window are useless (a body that old fails its signature) and are pruned."""
+
+    __tablename__ = "slack_requests"
+
+    key: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = _ts(index=True)
+
+
 outbox = OutboxRow.__table__  # type: ignore[attr-defined]
 slack_threads = SlackThreadRow.__table__  # type: ignore[attr-defined]
 digests = DigestRow.__table__  # type: ignore[attr-defined]
+slack_requests = SlackRequestRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
