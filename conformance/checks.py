@@ -21,10 +21,11 @@ from workflows.outcomes import Done, Pending
 BAD_IDENTIFIERS: Mapping[str, tuple[str, ...]] = {
     "empty": ("",),
     "overlong": ("a" * 300,),
-    "whitespace": (" billing", "billing ", "bil ling", "bil\tling", "bil\nling"),
+    "whitespace": (" billing", "billing ", "bil ling", "bil\tling", "bil\nling", "billing\n"),
     "quotes": ("bil'ling", 'bil"ling', "bil`ling"),
     "semicolons": ("billing;drop", "billing;"),
     "path separators": ("bil/ling", "bil\\ling", "../billing"),
+    "shell metacharacters": ("$(id)", "bil|ling", "bil&ling", "bil>ling", "bil*", "~bil"),
     # Cyrillic i, fullwidth b, a zero-width space: look like ASCII, are not
     "unicode lookalikes": ("b\u0456lling", "bill\u0456ng-db", "\uff42illing", "billing\u200b"),
     "control characters": ("bil\x00ling", "bil\x1bling"),

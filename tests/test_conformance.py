@@ -191,7 +191,14 @@ def test_the_static_check_finds_an_input_model_that_accepts_bad_identifiers() ->
     """A field without a pattern lets whitespace, quotes, semicolons and path separators through: each named."""
     problems = check_workflow(_kit_workflow(LooseParams, checkpoint=True), {"name": "billing"})
     kinds = {p.split("accepts ")[1].split(":")[0] for p in problems}
-    assert {"whitespace", "quotes", "semicolons", "path separators", "unicode lookalikes"} <= kinds
+    assert {
+        "whitespace",
+        "quotes",
+        "semicolons",
+        "path separators",
+        "shell metacharacters",
+        "unicode lookalikes",
+    } <= kinds
     assert check_workflow(_kit_workflow(StrictParams, checkpoint=True), {"name": "billing"}) == []
 
 
