@@ -7,25 +7,16 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.blocks.digest import AttentionItem, Digest, render_digest
+from bot.blocks.digest import MAX_ITEMS, AttentionItem, Digest, render_digest
 from bot.services import SlackServices
 from store.slack import OutboxKind
+from workflows.authoring import WorkflowDefinition
 from workflows.config import DigestConfig
-from workflows.model import IntentStatus
 
 log = structlog.get_logger("opsbot.digest")
 
-_WAITING = (IntentStatus.PENDING_APPROVAL, IntentStatus.NEEDS_REAPPROVAL)
-_ATTENTION = (
-    IntentStatus.WAITING,  # its reason names the intent holding the resource
-    IntentStatus.UNKNOWN,
-    IntentStatus.BLOCKED,
-    IntentStatus.FAILED,
-    IntentStatus.UNSAFE,
-    IntentStatus.NEEDS_REAPPROVAL,
-    IntentStatus.CONVERGING,
-    IntentStatus.PENDING_APPROVAL,
-)
+FIRST_PERIOD = timedelta(days=1)  # what a channel's first digest counts as ended "in this period"
+LINKED = 20  # attention items looked up for a link to their thread
 
 
 def period_of(now: datetime, digest: DigestConfig) -> str:
@@ -33,31 +24,38 @@ def period_of(now: datetime, digest: DigestConfig) -> str:
     return now.astimezone(ZoneInfo(digest.timezone)).strftime("%Y-%m-%dT%H:%M")
 
 
+def convergence_window(spec: WorkflowDefinition) -> float:
+    """Seconds a converging intent of this workflow may take before a human should look."""
+    return max((s.convergence_window or 0.0) for s in spec.steps) or spec.timeout
+
+
 def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Digest:
+    """What is open and what ended since the channel's previous digest, by status, and what needs a human.
+
+    It reads the open intents, those that ended in the period and the first page of what needs attention, never
+    the intents that ended before: its cost does not grow with the store's history."""
     rt = svc.ops.rt
+    since = svc.store.previous_digest_at(digest.channel, now) or now - FIRST_PERIOD
+    stale = now - timedelta(minutes=digest.stale_approval_minutes)
+    past_window = {spec.name: now - timedelta(seconds=convergence_window(spec)) for spec in rt.registry}
     with rt.store.transaction() as tx:
-        counts = tx.count_by_status()
-        candidates = tx.list_intents(_ATTENTION, limit=500)
-    items = []
-    stale = timedelta(minutes=digest.stale_approval_minutes)
-    for intent in candidates:
-        age = now - intent.updated_at
-        if intent.status in _WAITING and intent.status is not IntentStatus.NEEDS_REAPPROVAL and age < stale:
-            continue  # a fresh request waiting for review is not a problem yet
-        if intent.status is IntentStatus.CONVERGING:
-            spec = rt.registry.get(intent.workflow)
-            window = max((s.convergence_window or 0.0) for s in spec.steps) or spec.timeout
-            if (now - (intent.started_at or intent.created_at)).total_seconds() <= window:
-                continue  # converging inside its window is normal
-        items.append((intent, age.total_seconds()))
-    links = _permalinks(svc, [i.id for i, _ in items[:20]])
-    attention = tuple(
-        AttentionItem(i.id, i.workflow, i.status, i.status_reason or "", age, links.get(i.id)) for i, age in items
-    )
-    with rt.store.transaction() as tx:
+        counts = tx.count_by_status(ended_since=since)
+        shown, needing = tx.needing_attention(stale, past_window, MAX_ITEMS)
         head = tx.audit_head()
+    links = _permalinks(svc, [i.id for i in shown[:LINKED]])
+    attention = tuple(
+        AttentionItem(
+            i.id, i.workflow, i.status, i.status_reason or "", (now - i.updated_at).total_seconds(), links.get(i.id)
+        )
+        for i in shown
+    )
     return Digest(
-        channel=digest.channel, period=period_of(now, digest), counts=dict(counts), attention=attention, audit_head=head
+        channel=digest.channel,
+        period=period_of(now, digest),
+        counts=counts,
+        attention=attention,
+        audit_head=head,
+        more=needing - len(shown),
     )
 
 

@@ -245,10 +245,12 @@ class SlackStore:
     def unsettled(self, after: str = "", limit: int = 25) -> list[SlackThread]:
         """One page of the threads not yet at rest, in intent-id order from `after` (a sweep goes round them all;
         what moves is projected at once through the CHANGED signal, so the sweep only catches what a signal missed).
-        Served by the partial index ix_threads_unsettled: its cost follows the page, not the table."""
+        Served by the partial index ix_threads_unsettled: its cost follows the page, not the table. The condition
+        is written as the index's own (`settled = false`): `settled IS false` would not be matched to it, and the
+        page would walk the primary key past every settled thread."""
         q = (
             sa.select(t.slack_threads)
-            .where(t.slack_threads.c.settled.is_(False), t.slack_threads.c.intent_id > after)
+            .where(t.slack_threads.c.settled == sa.false(), t.slack_threads.c.intent_id > after)
             .order_by(t.slack_threads.c.intent_id)
             .limit(limit)
         )
@@ -287,6 +289,13 @@ class SlackStore:
             return conn.execute(sa.delete(t.slack_requests).where(t.slack_requests.c.seen_at < before)).rowcount
 
     # digests -------------------------------------------------------------------------------------
+    def previous_digest_at(self, channel: str, before: datetime) -> datetime | None:
+        """When the channel's latest digest before `before` was claimed; None before its first."""
+        d = t.digests.c
+        q = sa.select(sa.func.max(d.created_at)).where(d.channel == channel, d.created_at < before)
+        with self.engine.connect() as conn:
+            return as_utc(conn.execute(q).scalar())
+
     def digest_claimed(self, channel: str, period: str) -> bool:
         with self.engine.connect() as conn:
             q = sa.select(t.digests.c.owner).where(t.digests.c.channel == channel, t.digests.c.period == period)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields, replace
 from datetime import UTC, datetime
@@ -43,6 +43,10 @@ from workflows.states import check_transition
 
 _AUDIT_LOCK_KEY = 0x0B5B07  # advisory lock that serialises appends to the audit hash chain
 
+_OPEN = [s.value for s in IntentStatus if not s.terminal]
+_FINAL = [s.value for s in IntentStatus if s.terminal]
+# Whatever their age: a human is needed, or the intent waits for a resource another intent holds.
+_ALWAYS_ATTENTION = [s for s in IntentStatus if s.needs_human] + [IntentStatus.WAITING]
 
 @overload
 def as_utc(value: datetime) -> datetime: ...
@@ -511,8 +515,18 @@ class SqlTx:
         if result.rowcount != 1:
             raise _lost(lease)
 
-    def count_by_status(self) -> dict[IntentStatus, int]:
-        q = sa.select(t.intents.c.status, sa.func.count()).group_by(t.intents.c.status)
+    def count_by_status(self, ended_since: datetime) -> dict[IntentStatus, int]:
+        """The intents not over yet, by status, and those that ended (reached a final status) since `ended_since`.
+
+        Both are ranges of ix_intents_status_updated: the cost follows what is open and what ended in the
+        period, not how many intents the store has ever held."""
+        i = t.intents.c
+        q = sa.union_all(
+            sa.select(i.status, sa.func.count()).where(i.status.in_(_OPEN)).group_by(i.status),
+            sa.select(i.status, sa.func.count())
+            .where(i.status.in_(_FINAL), i.updated_at >= ended_since)
+            .group_by(i.status),
+        )
         return {IntentStatus(s): n for s, n in self._c.execute(q)}
 
     # steps -------------------------------------------------------------------------------------
@@ -536,6 +550,31 @@ class SqlTx:
                 finished_at=record.finished_at,
             )
         )
+
+    def needing_attention(
+        self, approvals_before: datetime, converging_before: Mapping[str, datetime], limit: int
+    ) -> tuple[list[Intent], int]:
+        """What a human should look at, longest waiting first (at most `limit`), and how many there are in all.
+
+        That is every intent in a status that needs a human or waiting for a resource, approvals requested before
+        `approvals_before`, and converging intents of a workflow `w` that started before `converging_before[w]`
+        (past their window; any, for a workflow not named). Each status is one ordered range of
+        ix_intents_status_updated, so the cost follows `limit` and what needs attention, not the store's size."""
+        i = t.intents.c
+        named = list(converging_before)
+        past_window = [
+            sa.and_(i.workflow == w, sa.func.coalesce(i.started_at, i.created_at) < cutoff)
+            for w, cutoff in converging_before.items()
+        ]
+        arms = [i.status == s.value for s in _ALWAYS_ATTENTION]
+        arms.append(sa.and_(i.status == IntentStatus.PENDING_APPROVAL.value, i.updated_at < approvals_before))
+        arms.append(sa.and_(i.status == IntentStatus.CONVERGING.value, sa.or_(i.workflow.not_in(named), *past_window)))
+        oldest = [sa.select(t.intents).where(arm).order_by(i.updated_at, i.id).limit(limit).subquery() for arm in arms]
+        merged = sa.union_all(*(sa.select(sq) for sq in oldest)).subquery()
+        q = sa.select(merged).order_by(merged.c.updated_at, merged.c.id).limit(limit)
+        shown = [_intent(r) for r in self._c.execute(q)]
+        counts = [sa.select(sa.func.count()).select_from(t.intents).where(arm).scalar_subquery() for arm in arms]
+        return shown, sum(int(n) for n in self._c.execute(sa.select(*counts)).one())
 
     def update_step(self, intent_id: IntentId, seq: int, **changes: Any) -> None:
         self._c.execute(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -115,7 +115,17 @@ class StoreTx(Protocol):
     def append_event(self, draft: EventDraft, now: datetime) -> AuditEvent: ...
     def events(self, intent_id: IntentId | None = None) -> list[AuditEvent]: ...
     def audit_head(self) -> str: ...
-    def count_by_status(self) -> dict[IntentStatus, int]: ...
+    def count_by_status(self, ended_since: datetime) -> dict[IntentStatus, int]:
+        """Open intents by status, and those that reached a final status since `ended_since`."""
+        ...
+
+    def needing_attention(
+        self, approvals_before: datetime, converging_before: Mapping[str, datetime], limit: int
+    ) -> tuple[list[Intent], int]:
+        """What needs a human, longest waiting first (at most `limit`), and how many: statuses that need a human,
+        intents waiting for a resource, approvals requested before `approvals_before`, and converging intents
+        started before their workflow's entry in `converging_before` (any, for a workflow not named)."""
+        ...
 
 
 class Store(Protocol):

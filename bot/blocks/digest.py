@@ -1,4 +1,4 @@
-"""The periodic channel digest: how many intents are in each status, and which ones need a human."""
+"""The periodic channel digest: how many intents are open or ended in the period, by status, and which need a human."""
 
 from __future__ import annotations
 
@@ -33,9 +33,11 @@ class Digest:
 
     channel: str
     period: str
+    # Open intents by status, and those that reached a final status in the period.
     counts: Mapping[IntentStatus, int] = field(default_factory=lambda: MappingProxyType({}))
     attention: tuple[AttentionItem, ...] = ()
     audit_head: str = ""  # "<seq>:<sha256>" of the newest audit event: evidence kept outside the database
+    more: int = 0  # how many more need attention than `attention` lists
 
 
 def _counts(digest: Digest) -> str:
@@ -54,18 +56,19 @@ def _item(item: AttentionItem) -> Block:
 def render_digest(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
     """The digest message: counts by status, then the intents that need attention (oldest first as given)."""
     total = sum(n for n in digest.counts.values() if n > 0)
-    waiting = len(digest.attention)
+    waiting = len(digest.attention) + max(digest.more, 0)
     blocks: list[Block] = [
         header(f"Ops digest · {digest.period}"),
         context([f"{channel_link(digest.channel)} · {total} operation(s) · {waiting} need attention"]),
         section(_counts(digest)),
         divider(),
     ]
-    if digest.attention:
+    if waiting:
+        shown = digest.attention[:MAX_ITEMS]
         blocks.append(section(f"*Needs attention ({waiting})*"))
-        blocks.extend(_item(item) for item in digest.attention[:MAX_ITEMS])
-        if waiting > MAX_ITEMS:
-            blocks.append(context([f"_…and {waiting - MAX_ITEMS} more; `opsbot intents list` shows them all_"]))
+        blocks.extend(_item(item) for item in shown)
+        if waiting > len(shown):
+            blocks.append(context([f"_…and {waiting - len(shown)} more; `opsbot intents list` shows them all_"]))
     else:
         blocks.append(section(":sparkles: Nothing needs attention."))
     if digest.audit_head:
