@@ -275,7 +275,7 @@ def run_crash_case(case: CrashCase, registry: Registry, example: Example, workdi
         got, want = report.effects.get(key, 0), expected_effects.get(key, 0)
         if got != want:
             report.problems.append(f"effect {key} applied {got} times; a run without a crash applies it {want} times")
-    _check_resolution(recovered, intent.id, case, spec, report)
+    _check_resolution(recovered, intent.id, case, spec, report, finished_before=dead.status is expected)
     if not recovered.store.verify_audit().ok:
         report.problems.append("the audit chain does not verify")
     return report
@@ -299,7 +299,12 @@ def _crash_child(
 
 
 def _check_resolution(
-    rt: Runtime, intent_id: IntentId, case: CrashCase, spec: WorkflowDefinition, report: CrashReport
+    rt: Runtime,
+    intent_id: IntentId,
+    case: CrashCase,
+    spec: WorkflowDefinition,
+    report: CrashReport,
+    finished_before: bool = False,
 ) -> None:
     with rt.store.transaction() as tx:
         events = tx.events(intent_id)
@@ -310,6 +315,14 @@ def _check_resolution(
     record = steps.get(step_name)
     if record is None or record.status is not StepStatus.SUCCEEDED:
         report.problems.append(f"step {case.step} is not recorded as succeeded")
+        return
+    if finished_before:
+        # The last step's success is committed with the verdict: a crash after it finds the intent finished.
+        if case.phase != "after_checkpoint":
+            report.problems.append(f"the intent was already finished when the executor died at {case.phase}")
+        report.resolution = "committed with the verdict: nothing to recover"
+        if record.attempts != 1 or (EventKind.STEP_RERUN, step_name) in kinds:
+            report.problems.append(f"{step_name} ran again after the verdict was recorded")
         return
     lost = [e for e in events if e.kind == EventKind.EXECUTOR_LOST]
     if not lost:

@@ -34,6 +34,7 @@ from workflows.model import (
     Mode,
     Move,
     NewIntent,
+    StepDone,
     StepRecord,
     StepStatus,
 )
@@ -42,11 +43,11 @@ from workflows.redaction import redact, redact_text
 from workflows.states import check_transition
 
 _AUDIT_LOCK_KEY = 0x0B5B07  # advisory lock that serialises appends to the audit hash chain
-
 _OPEN = [s.value for s in IntentStatus if not s.terminal]
 _FINAL = [s.value for s in IntentStatus if s.terminal]
 # Whatever their age: a human is needed, or the intent waits for a resource another intent holds.
 _ALWAYS_ATTENTION = [s for s in IntentStatus if s.needs_human] + [IntentStatus.WAITING]
+
 
 @overload
 def as_utc(value: datetime) -> datetime: ...
@@ -172,16 +173,36 @@ class _Prepared:
         }
 
     def run(self, conn: sa.Connection, values: dict[str, Any]) -> int:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            return self.execute(cursor, values)
+        finally:
+            cursor.close()
+
+    def execute(self, cursor: Any, values: dict[str, Any]) -> int:
         merged = {**self.defaults, **values}
         for name, proc in self.processors.items():
             merged[name] = proc(merged[name])
         args: Any = tuple(merged[n] for n in self.order) if self.order else merged
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(self.sql, args)
+        return int(cursor.rowcount)
+
+
+def _fenced_together(conn: sa.Connection, writes: list[tuple[_Prepared, dict[str, Any]]]) -> bool:
+    """Several fenced writes in one transaction on the autocommit connection: one commit (one fsync) for all.
+    False, with nothing written, when any of them found the lease gone."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute("BEGIN IMMEDIATE" if conn.dialect.name == "sqlite" else "BEGIN")
         try:
-            cursor.execute(self.sql, args)
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+            held = all(prepared.execute(cursor, values) == 1 for prepared, values in writes)
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT" if held else "ROLLBACK")
+        return held
+    finally:
+        cursor.close()
 
 
 def _reason(exc: BaseException) -> str:
@@ -529,28 +550,6 @@ class SqlTx:
         )
         return {IntentStatus(s): n for s, n in self._c.execute(q)}
 
-    # steps -------------------------------------------------------------------------------------
-    def steps(self, intent_id: IntentId) -> list[StepRecord]:
-        q = sa.select(t.steps).where(t.steps.c.intent_id == intent_id).order_by(t.steps.c.seq)
-        return [_step(r) for r in self._c.execute(q)]
-
-    def insert_step(self, record: StepRecord) -> None:
-        self._c.execute(
-            sa.insert(t.steps).values(
-                intent_id=record.intent_id,
-                seq=record.seq,
-                name=record.name,
-                status=record.status.value,
-                idempotency_token=record.idempotency_token,
-                external_ids=redact(record.external_ids),
-                output=redact(record.output),
-                error=record.error,
-                attempts=record.attempts,
-                started_at=record.started_at,
-                finished_at=record.finished_at,
-            )
-        )
-
     def needing_attention(
         self, approvals_before: datetime, converging_before: Mapping[str, datetime], limit: int
     ) -> tuple[list[Intent], int]:
@@ -575,6 +574,28 @@ class SqlTx:
         shown = [_intent(r) for r in self._c.execute(q)]
         counts = [sa.select(sa.func.count()).select_from(t.intents).where(arm).scalar_subquery() for arm in arms]
         return shown, sum(int(n) for n in self._c.execute(sa.select(*counts)).one())
+
+    # steps -------------------------------------------------------------------------------------
+    def steps(self, intent_id: IntentId) -> list[StepRecord]:
+        q = sa.select(t.steps).where(t.steps.c.intent_id == intent_id).order_by(t.steps.c.seq)
+        return [_step(r) for r in self._c.execute(q)]
+
+    def insert_step(self, record: StepRecord) -> None:
+        self._c.execute(
+            sa.insert(t.steps).values(
+                intent_id=record.intent_id,
+                seq=record.seq,
+                name=record.name,
+                status=record.status.value,
+                idempotency_token=record.idempotency_token,
+                external_ids=redact(record.external_ids),
+                output=redact(record.output),
+                error=record.error,
+                attempts=record.attempts,
+                started_at=record.started_at,
+                finished_at=record.finished_at,
+            )
+        )
 
     def update_step(self, intent_id: IntentId, seq: int, **changes: Any) -> None:
         self._c.execute(
@@ -705,8 +726,9 @@ class SqlStore:
         with self.pinned():
             yield self._local.conn
 
-    def checkpoint_started(self, lease: Lease, record: StepRecord) -> None:
-        """Record "started" before a side effect, only while `lease` still holds the intent."""
+    def checkpoint_started(self, lease: Lease, record: StepRecord, done: StepDone | None = None) -> None:
+        """Record "started" before a side effect, only while `lease` still holds the intent; with `done`, the
+        previous step's outcome is committed in the same transaction (one commit between two steps, not two)."""
         params = {
             "v_intent_id": record.intent_id,
             "v_seq": record.seq,
@@ -722,8 +744,20 @@ class SqlStore:
             **_lease_params(lease),
         }
         with self._autocommit() as conn:
-            rowcount = self._fenced_start.run(conn, params)
-        if rowcount != 1:
+            if done is None:
+                held = self._fenced_start.run(conn, params) == 1
+            else:
+                values = _step_values(
+                    status=StepStatus.SUCCEEDED,
+                    output=done.output,
+                    external_ids=done.external_ids,
+                    finished_at=done.finished_at,
+                )
+                outcome = {f"v_{k}": v for k, v in values.items()} | _lease_params(lease) | {"step_seq": done.seq}
+                held = _fenced_together(
+                    conn, [(self._fenced_outcome[frozenset(values)], outcome), (self._fenced_start, params)]
+                )
+        if not held:
             raise _lost(lease)
 
     def checkpoint_outcome(self, lease: Lease, seq: int, **changes: Any) -> None:

@@ -39,6 +39,7 @@ from workflows.model import (
     Mode,
     Move,
     NewPlan,
+    StepDone,
     StepRecord,
     StepStatus,
 )
@@ -172,6 +173,7 @@ class _Run:
         self.ids: dict[int, dict[str, Any]] = {}  # external ids per step, as durably recorded
         self.renewed_at = self.now()
         self.runner = StepRunner()
+        self.unflushed: tuple[PlannedStep, StepDone] | None = None  # a success the next write commits
 
     def now(self) -> datetime:
         return self.rt.clock.now()
@@ -310,6 +312,8 @@ class _Run:
 
     def _step(self, ps: PlannedStep, rec: StepRecord | None) -> StepResult:
         attempts = 1
+        if rec is not None:
+            self._flush()
         if rec is None:
             rec = self._record_started(ps)
         elif rec.status is StepStatus.FAILED:
@@ -444,9 +448,27 @@ class _Run:
         """The write before the side effect: one fenced INSERT, committed."""
         self._keep_lease()
         rec = StepRecord(self.intent.id, ps.seq, ps.step.name, StepStatus.STARTED, self._token(ps), 1, self.now())
-        self.rt.store.checkpoint_started(self.lease, rec)
+        flushed, self.unflushed = self.unflushed, None
+        self.rt.store.checkpoint_started(self.lease, rec, flushed[1] if flushed else None)
         self.ids[ps.seq] = {}
+        if flushed is not None:
+            self.rt.faults.reached(fault_point(flushed[0].step.name, "after_checkpoint"))
         return rec
+
+    def _flush(self) -> None:
+        """Commit a held success on its own: the next write is not a step start or the verdict."""
+        flushed, self.unflushed = self.unflushed, None
+        if flushed is not None:
+            ps, done = flushed
+            self.rt.store.checkpoint_outcome(
+                self.lease,
+                done.seq,
+                status=StepStatus.SUCCEEDED,
+                output=done.output,
+                external_ids=done.external_ids,
+                finished_at=done.finished_at,
+            )
+            self.rt.faults.reached(fault_point(ps.step.name, "after_checkpoint"))
 
     def _restart(self, ps: PlannedStep, attempts: int, why: str) -> None:
         with self.rt.store.transaction() as tx:
@@ -456,7 +478,9 @@ class _Run:
             tx.append_event(EventDraft(EventKind.STEP_RERUN, self.lease.owner, data, self.intent.id), self.now())
 
     def _record_done(self, ps: PlannedStep, done: Done, resolved: bool) -> dict[str, Any]:
-        """The write after the side effect: one fenced UPDATE, committed; resolutions are also audited."""
+        """The write after the side effect. A resolution is committed and audited at once; a plain success is
+        held and committed with the next write (the next step's start, or the verdict), so consecutive steps
+        cost one commit each, not two. Until then the step reads as started, which its probe resolves."""
         now = self.now()
         ids = {**self.ids.get(ps.seq, {}), **done.external_ids}
         if resolved:
@@ -473,12 +497,10 @@ class _Run:
                 data = {"step": ps.step.name, "how": done.how, "external_ids": ids}
                 event = EventDraft(EventKind.STEP_RESOLVED_BY_OBSERVATION, self.lease.owner, data, self.intent.id)
                 tx.append_event(event, now)
+            self.rt.faults.reached(fault_point(ps.step.name, "after_checkpoint"))
         else:
-            self.rt.store.checkpoint_outcome(
-                self.lease, ps.seq, status=StepStatus.SUCCEEDED, output=done.output, external_ids=ids, finished_at=now
-            )
+            self.unflushed = (ps, StepDone(ps.seq, done.output, ids, now))
         self.ids[ps.seq] = ids
-        self.rt.faults.reached(fault_point(ps.step.name, "after_checkpoint"))
         return done.output
 
     def _record_failed(self, ps: PlannedStep, error: str, attempts: int) -> None:
@@ -500,8 +522,19 @@ class _Run:
         data = {k: v for k, v in halt.data if v not in (None, "", [], {})}
         if halt.new_plan is not None:
             data["new_plan_hash"] = halt.new_plan.hash
+        flushed, self.unflushed = self.unflushed, None
         with self.rt.store.transaction() as tx:
             self._fence(tx)
+            if flushed is not None:  # the last success and the verdict: one commit
+                _, done = flushed
+                tx.update_step(
+                    self.intent.id,
+                    done.seq,
+                    status=StepStatus.SUCCEEDED,
+                    output=done.output,
+                    external_ids=done.external_ids,
+                    finished_at=done.finished_at,
+                )
             try:
                 intent = transition(
                     tx, self.intent, move, halt.kind, self.lease.owner, now, data, release_locks=halt.release_locks
@@ -509,4 +542,6 @@ class _Run:
             except ConcurrentModification:
                 raise LeaseLost(f"intent {self.intent.id} changed under this executor") from None
         log.info("intent_stopped", status=halt.status.value, reason=halt.reason)
+        if flushed is not None:
+            self.rt.faults.reached(fault_point(flushed[0].step.name, "after_checkpoint"))
         return intent

@@ -161,6 +161,17 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StepDone:
+    """A step's success, held by the executor until its next write commits it (the next step's "started", or
+    the verdict): a crash before that commit leaves the step started, which its probe resolves."""
+
+    seq: int
+    output: JSON
+    external_ids: JSON
+    finished_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Approval:
     intent_id: IntentId
     actor: str
