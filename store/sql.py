@@ -258,6 +258,7 @@ class SqlTx:
         self._c = conn
         self._pg = conn.dialect.name == "postgresql"
         self.raised: dict[tuple[str, str], None] = {}  # signals to publish here once committed, in order
+        self._events: list[tuple[EventDraft, datetime]] = []  # appended to the chain just before the commit
 
     def notify(self, channel: str, payload: str = "") -> None:
         """On PostgreSQL a NOTIFY (delivered to other processes at commit); here, published after the commit."""
@@ -641,35 +642,49 @@ class SqlTx:
         ]
 
     # audit -------------------------------------------------------------------------------------
-    def append_event(self, draft: EventDraft, now: datetime) -> AuditEvent:
-        """Append to the hash chain; secrets are masked here, before anything is stored."""
+    def append_event(self, draft: EventDraft, now: datetime) -> None:
+        """Add to the hash chain when this transaction commits (see `flush_events`)."""
+        self._events.append((draft, now))
+
+    def flush_events(self) -> None:
+        """Append the transaction's events to the chain, last thing before the commit: the chain's lock (which
+        serialises appends across processes) is then held for one head read, one insert and the commit, not for
+        the whole transaction. Secrets are masked here, before anything is stored."""
+        if not self._events:
+            return
+        events, self._events = self._events, []
         if self._pg:
             self._c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
         head = self._c.execute(sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)).first()
         seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        data = redact(draft.data)
-        created = now.astimezone(UTC)
-        digest = chain_hash(prev, seq, draft.intent_id, draft.kind, draft.actor, data, created)
-        self._c.execute(
-            sa.insert(t.audit).values(
-                seq=seq,
-                intent_id=draft.intent_id,
-                kind=str(draft.kind),
-                actor=draft.actor,
-                data=canonical_json(data),
-                created_at=created,
-                prev_hash=prev,
-                hash=digest,
+        rows = []
+        for draft, now in events:
+            data = redact(draft.data)
+            created = now.astimezone(UTC)
+            digest = chain_hash(prev, seq, draft.intent_id, draft.kind, draft.actor, data, created)
+            rows.append(
+                {
+                    "seq": seq,
+                    "intent_id": draft.intent_id,
+                    "kind": str(draft.kind),
+                    "actor": draft.actor,
+                    "data": canonical_json(data),
+                    "created_at": created,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
             )
-        )
-        return AuditEvent(seq, draft.intent_id, draft.kind, draft.actor, data, created, prev, digest)
+            seq, prev = seq + 1, digest
+        self._c.execute(sa.insert(t.audit), rows)
 
     def audit_head(self) -> str:
         """`<seq>:<hash>` of the newest audit event ("" before any): publish it where the database cannot reach."""
+        self.flush_events()
         row = self._c.execute(sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)).first()
         return f"{row[0]}:{row[1]}" if row else ""
 
     def events(self, intent_id: IntentId | None = None) -> list[AuditEvent]:
+        self.flush_events()  # this transaction's own events too
         q = sa.select(t.audit).order_by(t.audit.c.seq)
         if intent_id is not None:
             q = q.where(t.audit.c.intent_id == intent_id)
@@ -697,6 +712,7 @@ class SqlStore:
             with self.engine.begin() as conn:
                 tx = SqlTx(conn)
                 yield tx
+                tx.flush_events()
         except sa.exc.OperationalError as exc:
             raise StoreUnavailable(
                 f"the intent store refused the operation, nothing was written: {_reason(exc)}"
