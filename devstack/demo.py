@@ -45,11 +45,11 @@ def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def start_serve(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[str], str]:
-    """`opsbot serve` on a free port; returns the process and its events URL."""
+def start_serve(env: dict[str, str], log_path: Path, module: str = "opsbot.cli") -> tuple[subprocess.Popen[str], str]:
+    """`opsbot serve` (as run by `module`) on a free port; returns the process and its events URL."""
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opsbot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", module, "serve", "--host", "127.0.0.1", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -79,20 +79,31 @@ def wait(what: str, predicate: object, timeout: float = 60.0) -> None:
 
 @dataclass
 class Stack:
-    """Everything `opsbot serve` talks to, on this machine, plus the serve process itself."""
+    """Everything `opsbot serve` talks to, on this machine, plus the serve processes themselves."""
 
     workdir: Path
     aws: str
     fake: FakeSlack
-    driver: SlackDriver
+    driver: SlackDriver  # to the first replica
     events_url: str
+    database_url: str
+    replicas: list[tuple[subprocess.Popen[str], str]]  # each `opsbot serve` and its events URL
+
+    def driver_for(self, n: int) -> SlackDriver:
+        return SlackDriver(self.fake, self.replicas[n][1], signing_secret=SECRET, timeout=30)
 
 
 @contextmanager
 def local_stack(
-    config: dict[str, Any], users: dict[str, str], extra_env: dict[str, str] | None = None
+    config: dict[str, Any],
+    users: dict[str, str],
+    extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    replicas: int = 1,
+    serve_module: str = "opsbot.cli",
 ) -> Iterator[Stack]:
-    """moto with a source instance, the fake Slack, a migrated SQLite store, and `opsbot serve` against them."""
+    """moto with a source instance, the fake Slack, a migrated intent store (SQLite unless `database_url`), and
+    `replicas` `opsbot serve` processes against them."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log is noise here
     workdir = Path(tempfile.mkdtemp(prefix="opsbot-local-"))
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -100,7 +111,7 @@ def local_stack(
     endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
     fake = FakeSlack(TOKEN, SECRET, channels={OPS: "ops", INCIDENT: "incident"}, users=users)
     fake.start()
-    proc = None
+    procs: list[tuple[subprocess.Popen[str], str]] = []
     replication = ReplicationSimulator().start()  # moto reports no replication status or ReplicaLag
     try:
         requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # moto's state is per process, not per server
@@ -120,7 +131,7 @@ def local_stack(
             AllocatedStorage=20,
         )
         (workdir / "opsbot.yml").write_text(yaml.safe_dump(config))
-        db_url = f"sqlite:///{workdir / 'opsbot.db'}"
+        db_url = database_url or f"sqlite:///{workdir / 'opsbot.db'}"
         upgrade(db_url)
         env = {
             **os.environ,
@@ -135,13 +146,16 @@ def local_stack(
             "OPSBOT_SLACK_API_URL": fake.api_url,
             **(extra_env or {}),
         }
-        proc, events_url = start_serve(env, workdir / "serve.log")
-        yield Stack(
-            workdir, endpoint, fake, SlackDriver(fake, events_url, signing_secret=SECRET, timeout=30), events_url
-        )
+        for n in range(replicas):
+            procs.append(start_serve(env, workdir / ("serve.log" if n == 0 else f"serve-{n}.log"), serve_module))
+        events_url = procs[0][1]
+        driver = SlackDriver(fake, events_url, signing_secret=SECRET, timeout=30)
+        yield Stack(workdir, endpoint, fake, driver, events_url, db_url, procs)
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _ in procs:
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
