@@ -136,10 +136,24 @@ class SlackStore:
         return added
 
     def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Pending items whose time has come, oldest first. A thread's message (its plan post or a reply) is held
+        back while an earlier one of the same thread is pending but not due (waiting for its retry, or claimed by
+        another process): each thread reads in order across retries and replicas. Earlier ones that are due come
+        first in this same list, and the drain sends a list in order."""
+        o, earlier = t.outbox.c, t.outbox.alias("earlier")
+        threaded = [OutboxKind.POST_PARENT.value, OutboxKind.THREAD_REPLY.value]
+        behind = sa.exists().where(
+            earlier.c.intent_id == o.intent_id,
+            earlier.c.status == OutboxStatus.PENDING,
+            earlier.c.kind.in_(threaded),
+            earlier.c.id < o.id,
+            earlier.c.next_attempt_at > now,
+        )
         q = (
             sa.select(t.outbox)
-            .where(t.outbox.c.status == OutboxStatus.PENDING, t.outbox.c.next_attempt_at <= now)
-            .order_by(t.outbox.c.id)
+            .where(o.status == OutboxStatus.PENDING, o.next_attempt_at <= now)
+            .where(sa.or_(o.intent_id.is_(None), o.kind.not_in(threaded), ~behind))
+            .order_by(o.id)
             .limit(limit)
         )
         with self.engine.connect() as conn:

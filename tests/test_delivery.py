@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,3 +149,38 @@ def test_an_older_update_held_back_never_overwrites_a_newer_one(slack_store: Sla
     [parent] = fake.messages(CHANNEL)
     assert parent.text == "v3"
     assert [c.args.get("text") for c in fake.calls_to("chat.update") if c.status == 200] == ["v3"]
+
+
+def test_a_reply_deferred_by_a_5xx_is_never_overtaken_by_the_next_one(
+    slack_store: SlackStore, fake: FakeSlack
+) -> None:
+    """A thread keeps its order through a failure: the reply after one waiting for its retry waits too."""
+    intent_id = intent(slack_store)
+    now = SystemClock().now()
+    slack_store.enqueue([("p", intent_id, CHANNEL, "post_parent", {"text": "plan"})], now, thread=(intent_id, CHANNEL))
+    w = worker(slack_store, fake, burst=10, rate=10.0)
+    w.drain_until_idle()
+    fake.inject(method="chat.postMessage", status=503, times=1)
+    slack_store.enqueue([("r1", intent_id, CHANNEL, "thread_reply", {"text": "step one"})], now)
+    w.drain_once()  # r1 fails and waits for its retry
+    slack_store.enqueue([("r2", intent_id, CHANNEL, "thread_reply", {"text": "step two"})], SystemClock().now())
+    w.drain_once()  # r2 is due, r1 is not: r2 must wait behind r1
+    w.drain_until_idle(timeout=15)
+    replies = [m.text for m in fake.messages(CHANNEL) if m.thread_ts and m.ts != m.thread_ts]
+    assert "\n".join(replies).splitlines() == ["step one", "step two"]
+
+
+def test_two_processes_keep_one_thread_in_order(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """What one process has claimed of a thread holds back what another would send of the same thread."""
+    intent_id = intent(slack_store)
+    now = SystemClock().now()
+    slack_store.enqueue([("p", intent_id, CHANNEL, "post_parent", {"text": "plan"})], now, thread=(intent_id, CHANNEL))
+    a, b = worker(slack_store, fake, burst=10, rate=10.0), worker(slack_store, fake, burst=10, rate=10.0)
+    a.drain_until_idle()
+    slack_store.enqueue([("r1", intent_id, CHANNEL, "thread_reply", {"text": "step one"})], now)
+    taken = slack_store.claim(slack_store.due(now), now, now + timedelta(seconds=60))  # process A, mid-pass
+    assert [i.dedupe_key for i in taken] == ["r1"]
+    slack_store.enqueue([("r2", intent_id, CHANNEL, "thread_reply", {"text": "step two"})], SystemClock().now())
+    assert slack_store.due(SystemClock().now()) == [], "r2 waits while r1 is in another process's hands"
+    b.drain_once()
+    assert not [m for m in fake.messages(CHANNEL) if m.thread_ts and m.ts != m.thread_ts]
