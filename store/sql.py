@@ -419,8 +419,11 @@ class SqlTx:
 
         Taken in sorted order inside a savepoint, stopping at the first conflict, so two claimers never deadlock.
         """
+        wanted = sorted(set(resources))
+        if not wanted:
+            return None  # nothing to take, and an intent that locks nothing never waited for anything
         with self._c.begin_nested() as savepoint:
-            for resource in sorted(set(resources)):
+            for resource in wanted:
                 inserted = self._c.execute(
                     self._insert(t.resource_locks)
                     .values(resource=resource, intent_id=intent_id, acquired_at=now)
@@ -449,8 +452,10 @@ class SqlTx:
     def release_locks(self, intent_id: IntentId) -> list[IntentId]:
         """Free what `intent_id` holds or waits for; returns the intents that were waiting for what it held."""
         mine = t.resource_locks.c.intent_id == intent_id
-        held = [r for (r,) in self._c.execute(sa.select(t.resource_locks.c.resource).where(mine))]
-        self._c.execute(sa.delete(t.resource_locks).where(mine))
+        held = [
+            r
+            for (r,) in self._c.execute(sa.delete(t.resource_locks).where(mine).returning(t.resource_locks.c.resource))
+        ]
         self._c.execute(sa.delete(t.resource_waits).where(t.resource_waits.c.intent_id == intent_id))
         if not held:
             return []

@@ -31,9 +31,11 @@ from workflows.errors import (
     UnsafeError,
 )
 from workflows.model import (
+    Approval,
     EventDraft,
     EventKind,
     Intent,
+    IntentId,
     IntentStatus,
     Lease,
     Mode,
@@ -83,6 +85,8 @@ class Executor:
 
     def __init__(self, rt: Runtime, owner: str, threads: int = 4) -> None:
         self.rt, self.owner, self.threads = rt, owner, threads
+        # What a run reads first (its checkpoints and approvals), read in the claim's own transaction.
+        self._claimed: dict[IntentId, tuple[list[StepRecord], list[Approval]]] = {}
 
     def claim(self, limit: int) -> list[Intent]:
         """Start what is approved and due: all of each intent's locks at once, or it waits for them, visibly."""
@@ -103,7 +107,17 @@ class Executor:
                 started.append(tx.start_run(intent, lease, now))
                 data = {"attempt": intent.attempts + 1, "locks": list(locks)}
                 tx.append_event(EventDraft(EventKind.CLAIMED, self.owner, data, intent.id), now)
+                self._claimed[intent.id] = (tx.steps(intent.id), tx.approvals(intent.id))
         return started
+
+    def claimed_reads(self, intent: Intent) -> tuple[list[StepRecord], list[Approval]]:
+        """The run's first reads: from the claim's transaction when this executor just claimed it (the lease
+        makes them current: nobody else writes its checkpoints), else read now."""
+        read = self._claimed.pop(intent.id, None)
+        if read is not None:
+            return read
+        with self.rt.store.transaction() as tx:
+            return tx.steps(intent.id), tx.approvals(intent.id)
 
     def run_once(self) -> list[Intent]:
         """Claim what is runnable now and drive each to its next stop."""
@@ -185,9 +199,8 @@ class _Run:
             self.runner.close()
 
     def _steps(self) -> Halt:
-        with self.rt.store.transaction() as tx:
-            records = {r.seq: r for r in tx.steps(self.intent.id)}
-            approvals = tx.approvals(self.intent.id)
+        steps, approvals = self.ex.claimed_reads(self.intent)
+        records = {r.seq: r for r in steps}
         gate = self._gate(records, approvals)
         if gate is not None:
             return gate
@@ -523,8 +536,7 @@ class _Run:
         if halt.new_plan is not None:
             data["new_plan_hash"] = halt.new_plan.hash
         flushed, self.unflushed = self.unflushed, None
-        with self.rt.store.transaction() as tx:
-            self._fence(tx)
+        with self.rt.store.transaction() as tx:  # fenced by the move's compare-and-set: a takeover bumps the version
             if flushed is not None:  # the last success and the verdict: one commit
                 _, done = flushed
                 tx.update_step(

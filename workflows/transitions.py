@@ -33,7 +33,7 @@ def transition(
     if kind is not None:  # None: a routine re-check whose new reason is not worth an audit event
         record = {"from": intent.status.value, "to": move.to.value, "reason": move.reason, **(data or {})}
         tx.append_event(EventDraft(kind, actor, record, intent.id), now)
-    if move.to.terminal or release_locks:
+    if (move.to.terminal or release_locks) and intent.plan.get("locks"):  # a plan without locks takes none
         free_resources(tx, intent.id, actor, now)
     return moved
 
