@@ -21,6 +21,7 @@ import sqlalchemy as sa
 import structlog
 from pydantic import BaseModel
 
+import store.sql as store_sql
 from store.db import make_engine
 from store.sql import _Prepared
 from workflows.registry import Registry
@@ -128,17 +129,31 @@ def raw_commit_cost(url: str, n: int) -> float:
         engine.dispose()
 
 
-_PREPARED_HOOKS: list[Callable[[str], None]] = []
-_prepared_run = _Prepared.run
+_PREPARED_HOOKS: list[Callable[[str, bool], None]] = []  # (statement, commits on its own)
+_prepared_run, _prepared_execute, _together = _Prepared.run, _Prepared.execute, store_sql._fenced_together
+
+
+def _counted_execute(self: _Prepared, cursor: Any, values: dict[str, Any]) -> int:
+    for hook in _PREPARED_HOOKS:
+        hook(self.sql, False)
+    return _prepared_execute(self, cursor, values)
 
 
 def _counted_run(self: _Prepared, conn: sa.Connection, values: dict[str, Any]) -> int:
     for hook in _PREPARED_HOOKS:
-        hook(self.sql)
+        hook("", True)  # autocommit: the statement is its own transaction
     return _prepared_run(self, conn, values)
 
 
+def _counted_together(conn: sa.Connection, writes: list[tuple[_Prepared, dict[str, Any]]]) -> bool:
+    for hook in _PREPARED_HOOKS:
+        hook("", True)  # one transaction for all of them
+    return _together(conn, writes)
+
+
+_Prepared.execute = _counted_execute  # type: ignore[method-assign]
 _Prepared.run = _counted_run  # type: ignore[method-assign]
+store_sql._fenced_together = _counted_together
 
 
 @dataclass
@@ -163,11 +178,13 @@ class RoundTrips:
         _PREPARED_HOOKS.append(self._prepared)
         return self
 
-    def _prepared(self, sql: str) -> None:
-        """The checkpoint writes go straight to the driver on an autocommit connection: a statement and a
-        commit each."""
+    def _prepared(self, sql: str, commits: bool) -> None:
+        """The checkpoint writes go straight to the driver on an autocommit connection (one commit each, or one
+        for a step's success and the next step's start together)."""
+        if commits:
+            self.commits += 1
+            return
         self.statements += 1
-        self.commits += 1
         verb = sql.lstrip().split(None, 1)[0].upper() + " (checkpoint)"
         self.by_kind[verb] = self.by_kind.get(verb, 0) + 1
 
