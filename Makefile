@@ -16,7 +16,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 demo: $(STAMP)
 	$(PY) -m devstack.demo
@@ -27,7 +27,9 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	$(PY) bench/step_cost.py
+	$(PY) bench/end_to_end.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
