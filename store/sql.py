@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ from workflows.plan import canonical_json
 from workflows.redaction import redact, redact_text
 from workflows.states import check_transition
 
+CHECK_HOLD = timedelta(seconds=60)  # how long a reconciler's pass holds the checks it took
 _AUDIT_LOCK_KEY = 0x0B5B07  # advisory lock that serialises appends to the audit hash chain
 _OPEN = [s.value for s in IntentStatus if not s.terminal]
 _FINAL = [s.value for s in IntentStatus if s.terminal]
@@ -148,6 +149,26 @@ _STEP_COLUMNS = (
 _FENCED_START = sa.insert(t.steps).from_select(
     list(_STEP_COLUMNS),
     sa.select(*[sa.bindparam(f"v_{c}", type_=t.steps.c[c].type) for c in _STEP_COLUMNS]).where(_held()),
+)
+_DONE = ("status", "output", "external_ids", "finished_at")
+_DONE_CTE = (
+    sa.update(t.steps)
+    .where(t.steps.c.intent_id == sa.bindparam("lease_intent"), t.steps.c.seq == sa.bindparam("done_seq"), _held())
+    .values({c: sa.bindparam(f"d_{c}", type_=t.steps.c[c].type) for c in _DONE})
+    .returning(t.steps.c.seq)
+    .cte("done")
+)
+# PostgreSQL: the previous step's success and the next step's start in one statement (one round trip, one
+# commit); the start is inserted only if the success was recorded, both only under the lease.
+_FENCED_DONE_THEN_START = (
+    sa.insert(t.steps)
+    .from_select(
+        list(_STEP_COLUMNS),
+        sa.select(*[sa.bindparam(f"v_{c}", type_=t.steps.c[c].type) for c in _STEP_COLUMNS]).where(
+            _held(), sa.exists(sa.select(_DONE_CTE.c.seq))
+        ),
+    )
+    .add_cte(_DONE_CTE)
 )
 _FENCED_OUTCOME = {
     frozenset(cols): sa.update(t.steps)
@@ -521,13 +542,19 @@ class SqlTx:
         return as_utc(self._c.execute(q).scalar())
 
     def due_for_reconcile(self, now: datetime, limit: int) -> list[Intent]:
-        q = (
-            sa.select(t.intents)
-            .where(t.intents.c.next_check_at.is_not(None), t.intents.c.next_check_at <= now)
-            .order_by(t.intents.c.next_check_at)
-            .limit(limit)
-        )
-        return [_intent(r) for r in self._c.execute(q)]
+        """The checks due now, soonest first, taken for this reconciler: their next check moves `CHECK_HOLD` on,
+        so another replica's pass skips them (rows another pass is taking are skipped, not waited for). The
+        check itself sets the real next time; a reconciler that dies mid-pass leaves them due again after it."""
+        i = t.intents.c
+        q = sa.select(t.intents).where(i.next_check_at.is_not(None), i.next_check_at <= now)
+        q = q.order_by(i.next_check_at).limit(limit)
+        if self._pg:
+            q = q.with_for_update(skip_locked=True)
+        due = [_intent(r) for r in self._c.execute(q)]
+        if due:
+            taken = sa.update(t.intents).where(i.id.in_([d.id for d in due])).values(next_check_at=now + CHECK_HOLD)
+            self._c.execute(taken)
+        return due
 
     def renew_lease(self, lease: Lease, until: datetime) -> None:
         result = self._c.execute(
@@ -709,6 +736,9 @@ class SqlStore:
         self._local = threading.local()
         self._fenced_start = _Prepared(_FENCED_START, engine.dialect)
         self._fenced_outcome = {cols: _Prepared(stmt, engine.dialect) for cols, stmt in _FENCED_OUTCOME.items()}
+        self._done_then_start = (
+            _Prepared(_FENCED_DONE_THEN_START, engine.dialect) if engine.dialect.name == "postgresql" else None
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
@@ -774,10 +804,14 @@ class SqlStore:
                     external_ids=done.external_ids,
                     finished_at=done.finished_at,
                 )
-                outcome = {f"v_{k}": v for k, v in values.items()} | _lease_params(lease) | {"step_seq": done.seq}
-                held = _fenced_together(
-                    conn, [(self._fenced_outcome[frozenset(values)], outcome), (self._fenced_start, params)]
-                )
+                if self._done_then_start is not None:
+                    together = params | {f"d_{k}": v for k, v in values.items()} | {"done_seq": done.seq}
+                    held = self._done_then_start.run(conn, together) == 1
+                else:  # SQLite: the two statements in one transaction
+                    outcome = {f"v_{k}": v for k, v in values.items()} | _lease_params(lease) | {"step_seq": done.seq}
+                    held = _fenced_together(
+                        conn, [(self._fenced_outcome[frozenset(values)], outcome), (self._fenced_start, params)]
+                    )
         if not held:
             raise _lost(lease)
 

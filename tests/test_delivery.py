@@ -151,9 +151,7 @@ def test_an_older_update_held_back_never_overwrites_a_newer_one(slack_store: Sla
     assert [c.args.get("text") for c in fake.calls_to("chat.update") if c.status == 200] == ["v3"]
 
 
-def test_a_reply_deferred_by_a_5xx_is_never_overtaken_by_the_next_one(
-    slack_store: SlackStore, fake: FakeSlack
-) -> None:
+def test_a_reply_deferred_by_a_5xx_is_never_overtaken_by_the_next_one(slack_store: SlackStore, fake: FakeSlack) -> None:
     """A thread keeps its order through a failure: the reply after one waiting for its retry waits too."""
     intent_id = intent(slack_store)
     now = SystemClock().now()

@@ -88,3 +88,31 @@ def test_a_zombie_executor_is_fenced_after_takeover(
     assert script.calls["create_read_replica"] == 1
     kinds = [e.kind for e in OpsService(a).show(intent_id).events]
     assert kinds.count("succeeded") == 1
+
+
+def test_two_reconcilers_at_once_check_each_intent_once(
+    pg_runtimes: tuple[Runtime, Runtime, Script], aws: str, clock: FrozenClock
+) -> None:
+    """Two replicas' reconcilers pass at the same instant over a due intent: one of them probes it."""
+    a, b, script = pg_runtimes
+    create_source(aws)
+    approved(a)
+    script.statuses = ["creating"] * 100  # the replica stays creating: the intent converges, due again later
+    [converging] = Executor(a, "one").run_until_idle()
+    assert converging.status is IntentStatus.CONVERGING
+    probes = script.calls["describe_instance"]
+    clock.advance(3600)
+    barrier = threading.Barrier(2)
+    checked: list[int] = []
+
+    def reconcile(rt: Runtime) -> None:
+        barrier.wait()
+        checked.append(len(Reconciler(rt).reconcile_due()))
+
+    threads = [threading.Thread(target=reconcile, args=(rt,)) for rt in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(checked) == [0, 1]
+    assert script.calls["describe_instance"] == probes + 1

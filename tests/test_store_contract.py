@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from store.sql import SqlStore
+from store.sql import CHECK_HOLD, SqlStore
 from workflows.errors import ConcurrentModification, LeaseLost
 from workflows.model import (
     Approval,
@@ -165,6 +165,13 @@ def test_due_scan_returns_only_due_intents_in_order(store: SqlStore, clock: Froz
                 tx.move(running, Move(IntentStatus.CONVERGING, "converging", next_check_at=due), clock.now())
     with store.transaction() as tx:
         assert [i.id for i in tx.due_for_reconcile(clock.now(), 10)] == ["intent-4", "intent-2"]
+    with store.transaction() as tx:  # taken by that pass: another reconciler's pass skips them
+        assert tx.due_for_reconcile(clock.now(), 10) == []
+    clock.advance(CHECK_HOLD.total_seconds() + 1)
+    with store.transaction() as tx:  # a pass that died leaves them due again after the hold
+        again = [i.id for i in tx.due_for_reconcile(clock.now(), 10)]
+    assert again[0] == "intent-3"  # due at +5 s, before the held two
+    assert sorted(again[1:]) == ["intent-2", "intent-4"]
 
 
 def test_due_scan_uses_the_partial_index(store: SqlStore, clock: FrozenClock) -> None:
