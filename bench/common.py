@@ -218,3 +218,14 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise LookupError(f"no VmRSS for pid {pid}")
+
+
+def wait(what: str, predicate: Callable[[], Any], timeout: float = 30.0, poll: float = 0.002) -> Any:
+    """Poll `predicate` until it returns something truthy, and return that; give up with a message after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise SystemExit(f"timed out waiting for {what}")

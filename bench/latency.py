@@ -5,6 +5,10 @@
 
 approve -> first side effect   from sending the signed Approve click to the executor's "started" checkpoint of
                                the first step (the fenced write made immediately before the AWS call)
+  click -> approval recorded    the signed click, its ack and the approval's transaction
+  approval -> claimed          the wake-up: NOTIFY to the executor that claims the intent (lease taken)
+  claimed -> first side effect the gate before the first step: approvals checked against today's roles and the
+                               plan recomputed from the world as it is now (preflight's AWS reads, here moto)
 approve recorded -> Slack      from the `approved` audit event to the plan message's chat.update in the fake Slack
 step started -> Slack          from the first step's "started" checkpoint to its thread reply in the fake Slack
 
@@ -20,21 +24,11 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from common import fresh_pg, percentile, quiet
+from common import fresh_pg, percentile, quiet, wait
 
 from bot.ids import ActionId
 from devstack.demo import ALICE, BOB, CONFIG, OPS, Stack, local_stack
 from store.db import make_engine
-
-
-def wait(what: str, predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.002)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 class Sampler:
@@ -54,7 +48,7 @@ class Sampler:
         ]
         return min(calls) if calls else None
 
-    def sample(self, i: int) -> tuple[float, float, float]:
+    def sample(self, i: int) -> tuple[float, ...]:
         replica = f"lat-r{i}"
         text = f"rds.create-replica source=billing-db replica={replica} env=prod"
         assert self.stack.driver_for(i % self.replicas).slash_command("/ops", text, user=ALICE, channel=OPS).ok
@@ -79,6 +73,7 @@ class Sampler:
         (approved,) = self.one(
             "SELECT created_at FROM audit_events WHERE intent_id = :i AND kind = 'approved'", i=intent_id
         )
+        (claimed,) = self.one("SELECT started_at FROM intents WHERE id = :i", i=intent_id)
         updated = wait(
             "the plan message update", lambda: self.calls_after("chat.update", approved.timestamp(), ts=parent_ts)
         )
@@ -87,7 +82,14 @@ class Sampler:
             lambda: self.calls_after("chat.postMessage", started.timestamp(), thread_ts=parent_ts),
         )
         time.sleep(self.gap / 2)
-        return started.timestamp() - clicked, updated - approved.timestamp(), replied - started.timestamp()
+        return (
+            started.timestamp() - clicked,
+            approved.timestamp() - clicked,
+            claimed.timestamp() - approved.timestamp(),
+            started.timestamp() - claimed.timestamp(),
+            updated - approved.timestamp(),
+            replied - started.timestamp(),
+        )
 
 
 def main() -> None:
@@ -110,6 +112,9 @@ def main() -> None:
     print(f"== {args.samples} samples over {args.replicas} replicas on PostgreSQL; ms, median (min..max), p90")
     labels = (
         "approve click -> first side effect",
+        "  click -> approval recorded",
+        "  approval recorded -> claimed by an executor",
+        "  claimed -> first side effect (gate, re-plan)",
         "approve recorded -> Slack (plan update)",
         "step started -> Slack (thread reply)",
     )

@@ -16,12 +16,14 @@ under 20 s.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import statistics
 import time
 from typing import Any
 
+import common
 import sqlalchemy as sa
 from common import fresh_pg, quiet
 
@@ -32,15 +34,7 @@ from store.db import make_engine
 
 SLOW = 6.0  # seconds the create call stays open after AWS accepted it
 
-
-def wait(what: str, predicate: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise SystemExit(f"timed out waiting for {what}")
+wait = functools.partial(common.wait, timeout=60.0, poll=0.02)
 
 
 def sample(n: int) -> tuple[float, float, float]:
