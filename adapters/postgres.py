@@ -16,7 +16,7 @@ import stringprep
 import unicodedata
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -30,6 +30,7 @@ from workflows.errors import AlreadyExists, ConfigError, OutcomeUnknown, Permane
 from workflows.outside import AppliedMigration, PgSession
 from workflows.redaction import redact_text
 from workflows.sqllocks import CONFLICTS, MODES, conflicts, index_name, lock_for
+from workflows.telemetry import span
 
 log = structlog.get_logger(__name__)
 
@@ -103,12 +104,16 @@ class PgAdapter:
     @contextmanager
     def _session(self, what: str) -> Iterator[psycopg.Connection[Any]]:
         """An autocommit connection, never left in an open transaction; its errors classified."""
-        conn = self._connect(what)
-        try:
-            with conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise classify_pg(exc, what) from None
+        with self._span(what):
+            conn = self._connect(what)
+            try:
+                with conn:
+                    yield conn
+            except psycopg.Error as exc:
+                raise classify_pg(exc, what) from None
+
+    def _span(self, what: str) -> AbstractContextManager[Any]:
+        return span(f"postgresql {what}", attributes={"db.system": "postgresql", "db.name": self.name})
 
     def _set_timeouts(self, conn: psycopg.Connection[Any]) -> None:
         """Session-level timeouts, for statements that cannot run inside a transaction block."""
@@ -121,8 +126,7 @@ class PgAdapter:
 
         A connection lost while committing is OutcomeUnknown: the transaction may or may not have committed.
         """
-        conn = self._connect(what, autocommit=False)
-        with conn:
+        with self._span(what), self._connect(what, autocommit=False) as conn:
             try:
                 with conn.cursor() as cur:
                     cur.execute(f"SET LOCAL statement_timeout = {self.statement_timeout_ms}")

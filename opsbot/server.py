@@ -1,4 +1,4 @@
-"""HTTP mode: Bolt behind its WSGI adapter at /slack/events, plus /healthz, served by waitress."""
+"""HTTP mode: Bolt behind its WSGI adapter at /slack/events, plus /healthz and /metrics, served by waitress."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import sqlalchemy as sa
 import structlog
+from prometheus_client import make_wsgi_app
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
@@ -152,6 +153,7 @@ def wsgi_app(
     app: App, store: SqlStore, signing_secret: str
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     replays = Replays(SlackStore(store.engine, store.signals))
+    metrics = make_wsgi_app()  # prometheus-client's exposition of the default registry
     slack = guarded(SlackRequestHandler(app, path="/slack/events"), signing_secret, replays.first)
 
     def healthz(start_response: StartResponse) -> Iterable[bytes]:
@@ -170,6 +172,8 @@ def wsgi_app(
         path = environ.get("PATH_INFO")
         if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return healthz(start_response)
+        if path == "/metrics" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return cast(Iterable[bytes], metrics(environ, start_response))
         if path == "/slack/events" and environ.get("REQUEST_METHOD") == "POST":
             return slack(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="at most this long between passes; it also wakes when a check comes due"
     )
     log_level: str = "INFO"
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Prometheus /metrics on this port (`opsbot serve` has it on its own)"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="address the metrics port binds")
+    metrics_ttl_seconds: float = Field(default=10.0, ge=0, description="how often the store's gauges are read at most")
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "OPSBOT_SLACK_BOT_TOKEN")
     )

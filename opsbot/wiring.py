@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
 from adapters.aws import BotoAdapters
@@ -17,8 +16,10 @@ from bot.app import create_app
 from bot.delivery import OutboxWorker
 from bot.projector import Projector
 from bot.services import SlackServices
+from bot.slack_client import CountedRateLimitRetry, InstrumentedWebClient
 from bot.surface import SlackSurface
 from opsbot.settings import Settings, load_config
+from opsbot.telemetry import configure_tracing
 from store.db import make_engine
 from store.signals import Signals
 from store.slack import SlackStore
@@ -46,6 +47,7 @@ class Services:
 def build_services(
     settings: Settings, adapters: AdapterFactory | None = None, faults: FaultSeam | None = None
 ) -> Services:
+    configure_tracing()
     engine = make_engine(settings.database_url)
     store = SqlStore(engine, Signals())
     rt = Runtime(
@@ -78,13 +80,13 @@ def web_client(settings: Settings) -> WebClient:
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN is not set")
     base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    return WebClient(
+    return InstrumentedWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=base,
         timeout=int(settings.slack_timeout_seconds),
         # Only 429s are retried in the client (Slack did nothing). A lost connection may hide a post that
         # happened: the outbox retries those itself, after looking for the message first.
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)],
+        retry_handlers=[CountedRateLimitRetry(max_retry_count=1)],
     )
 
 

@@ -8,20 +8,24 @@ tick and nothing is lost if a signal is.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from prometheus_client import start_http_server
 
 from bot.digest import post_digest
 from opsbot.settings import Settings
 from opsbot.wiring import Services
+from store.metrics import register_store_metrics
 from store.signals import PgListener
 from store.slack import OUTBOX
 from workflows.errors import ConfigError
 from workflows.ports import CHANGED, RUNNABLE
+from workflows.telemetry import PASS_SECONDS
 
 log = structlog.get_logger("opsbot.worker")
 
@@ -56,11 +60,13 @@ class WakeLoop:
             self.wake.clear()
             if self._stop.is_set():
                 return
+            began = time.perf_counter()
             try:
                 sooner = self.body()
             except Exception:
                 log.exception("loop_pass_failed", loop=self.name)
                 sooner = None
+            PASS_SECONDS.labels(self.name).observe(time.perf_counter() - began)
             wait = self.every if sooner is None else max(min(sooner, self.every), 0.0)
 
 
@@ -81,6 +87,10 @@ class Worker:
 def start_worker(svc: Services, settings: Settings, engine_jobs: bool = True) -> Worker:
     """Start the loops; `engine_jobs=False` (serve --no-worker) leaves executing to separate worker processes."""
     signals = svc.store.signals
+    register_store_metrics(svc.store.engine, settings.metrics_ttl_seconds)
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        log.info("metrics_serving", url=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics")
     loops: list[WakeLoop] = []
     if engine_jobs:
         executor = WakeLoop("executor", lambda: _run_all(svc), settings.executor_poll_seconds)

@@ -41,6 +41,7 @@ from workflows.model import (
 from workflows.plan import canonical_json
 from workflows.redaction import redact, redact_text
 from workflows.states import check_transition
+from workflows.telemetry import TRANSITIONS
 
 CHECK_HOLD = timedelta(seconds=60)  # how long a reconciler's pass holds the checks it took
 _AUDIT_LOCK_KEY = 0x0B5B07  # advisory lock that serialises appends to the audit hash chain
@@ -86,6 +87,7 @@ def _intent(row: sa.Row[Any]) -> Intent:
         last_error=m["last_error"],
         started_at=as_utc(m["started_at"]),
         reauthorize=bool(m["reauthorize"]),
+        traceparent=m["traceparent"],
     )
 
 
@@ -280,6 +282,7 @@ class SqlTx:
         self._pg = conn.dialect.name == "postgresql"
         self.raised: dict[tuple[str, str], None] = {}  # signals to publish here once committed, in order
         self._events: list[tuple[EventDraft, datetime]] = []  # appended to the chain just before the commit
+        self.moves: list[tuple[str, str, str]] = []  # (workflow, from, to): counted once committed
 
     def notify(self, channel: str, payload: str = "") -> None:
         """On PostgreSQL a NOTIFY (delivered to other processes at commit); here, published after the commit."""
@@ -307,6 +310,7 @@ class SqlTx:
             "attempts": 0,
             "created_at": new.created_at,
             "updated_at": new.created_at,
+            "traceparent": new.traceparent,
         }
         try:
             with self._c.begin_nested():
@@ -373,6 +377,8 @@ class SqlTx:
         )
         if result.rowcount != 1:
             raise ConcurrentModification(f"intent {intent.id} moved since version {intent.version}")
+        if "status" in values:
+            self.moves.append((intent.workflow, intent.status.value, values["status"]))
         changed = {k: v for k, v in values.items() if k in _INTENT_FIELDS}
         if "status" in changed:
             changed["status"] = IntentStatus(changed["status"])
@@ -752,6 +758,8 @@ class SqlStore:
             raise StoreUnavailable(
                 f"the intent store refused the operation, nothing was written: {_reason(exc)}"
             ) from None
+        for workflow, was, now in tx.moves:
+            TRANSITIONS.labels(workflow, was, now).inc()
         for channel, payload in tx.raised:  # committed: wake this process's subscribers
             self.signals.publish(channel, payload)
 

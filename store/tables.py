@@ -51,6 +51,8 @@ class IntentRow(SQLModel, table=True):
     started_at: datetime | None = _ts(nullable=True)
     # Set when an operator sends the intent back to execution: the next run needs an unexpired approval.
     reauthorize: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    # W3C trace context of the request: spans of every later run, in any process, join the intent's trace.
+    traceparent: str | None = Field(default=None, max_length=64)
 
 
 class StepRow(SQLModel, table=True):

@@ -9,6 +9,7 @@ completes (its output) or halts the run (`Halt`), which `_finish` turns into one
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +50,14 @@ from workflows.outcomes import Absent, Done, Pending, StepOutcome, Unclear
 from workflows.planning import compute_plan, definition_change, plan_items, plan_locks
 from workflows.ports import StoreTx
 from workflows.steps import PlannedStep, StepRunner, observe, planned_steps, window_start
+from workflows.telemetry import (
+    APPROVAL_TO_EFFECT,
+    LOCK_WAITS,
+    STEP_SECONDS,
+    UNKNOWN_OUTCOMES,
+    UNKNOWN_RESOLVED,
+    span,
+)
 from workflows.transitions import transition, waiting_reason
 
 log = structlog.get_logger("opsbot.executor")
@@ -91,7 +100,7 @@ class Executor:
     def claim(self, limit: int) -> list[Intent]:
         """Start what is approved and due: all of each intent's locks at once, or it waits for them, visibly."""
         now = self.rt.clock.now()
-        started = []
+        started, waiting = [], []
         with self.rt.store.transaction() as tx:
             for intent in tx.runnable(now, limit):
                 locks = plan_locks(intent)
@@ -102,12 +111,15 @@ class Executor:
                     transition(
                         tx, intent, move, EventKind.WAITING_FOR_LOCK, self.owner, now, {"holder": holder.intent_id}
                     )
+                    waiting.append(intent.workflow)
                     continue
                 lease = Lease(intent.id, self.owner, self.rt.ids.new_id(), self._until(now))
                 started.append(tx.start_run(intent, lease, now))
                 data = {"attempt": intent.attempts + 1, "locks": list(locks)}
                 tx.append_event(EventDraft(EventKind.CLAIMED, self.owner, data, intent.id), now)
                 self._claimed[intent.id] = (tx.steps(intent.id), tx.approvals(intent.id))
+        for workflow in waiting:
+            LOCK_WAITS.labels(workflow).inc()
         return started
 
     def claimed_reads(self, intent: Intent) -> tuple[list[StepRecord], list[Approval]]:
@@ -142,8 +154,17 @@ class Executor:
             intent_id=intent.id, workflow=intent.workflow, plan_hash=intent.plan_hash[:12]
         )
         try:
-            with self.rt.store.pinned():
-                return _Run(self, intent).go()
+            with (
+                span(
+                    "opsbot.run",
+                    intent.traceparent,
+                    {"opsbot.intent_id": intent.id, "opsbot.workflow": intent.workflow},
+                ) as run,
+                self.rt.store.pinned(),
+            ):
+                stopped = _Run(self, intent).go()
+                run.set_attribute("opsbot.status", stopped.status.value)
+                return stopped
         except LeaseLost as exc:
             log.warning("lease_lost", reason=str(exc))
             with self.rt.store.transaction() as tx:
@@ -188,6 +209,7 @@ class _Run:
         self.renewed_at = self.now()
         self.runner = StepRunner()
         self.unflushed: tuple[PlannedStep, StepDone] | None = None  # a success the next write commits
+        self.approved_at: datetime | None = None  # set by the gate of a first run: the approval it runs under
 
     def now(self) -> datetime:
         return self.rt.clock.now()
@@ -224,7 +246,7 @@ class _Run:
                 self.outputs[ps.step.name] = rec.output
                 replayed.append(ps.step.name)
                 continue
-            result = self._step(ps, rec)
+            result = self._timed_step(ps, rec)
             if isinstance(result, Halt):
                 return result
             self.outputs[ps.step.name] = result
@@ -262,6 +284,9 @@ class _Run:
             )
         fresh_approval = first or self.intent.reauthorize
         check = check_approvals(self.rt.config, self.spec, self.intent, approvals, self.now(), fresh=fresh_approval)
+        if first and self.intent.mode is Mode.FORWARD:
+            approved = [a.created_at for a in approvals if a.valid_for(self.intent.plan_hash, self.now())]
+            self.approved_at = max(approved, default=None)
         if not check.ok:
             if fresh_approval:
                 why = f"the approval does not hold: {check.reason}; approve again"
@@ -323,6 +348,26 @@ class _Run:
     def _token(self, ps: PlannedStep) -> str:
         return f"{self.intent.id}-{ps.seq}-{ps.step.name}"[:200]
 
+    def _timed_step(self, ps: PlannedStep, rec: StepRecord | None) -> StepResult:
+        """A step attempt in its own span (`opsbot.step <name>`, or `opsbot.compensate <name>`), timed by outcome."""
+        kind = "compensate" if self.intent.mode is Mode.COMPENSATE else "step"
+        attrs = {"opsbot.step": ps.step.name, "opsbot.seq": ps.seq, "opsbot.item": ps.item}
+        began, outcome = time.perf_counter(), "error"
+        try:
+            with span(f"opsbot.{kind} {ps.step.name}", attributes=attrs) as current:
+                result = self._step(ps, rec)
+                outcome = result.status.value if isinstance(result, Halt) else "succeeded"
+                current.set_attribute("opsbot.outcome", outcome)
+                return result
+        except LeaseLost:
+            outcome = "lease_lost"
+            raise
+        finally:
+            STEP_SECONDS.labels(self.intent.workflow, ps.step.name, outcome).observe(time.perf_counter() - began)
+
+    def _resolved(self, ps: PlannedStep, how: str) -> None:
+        UNKNOWN_RESOLVED.labels(self.intent.workflow, ps.step.name, how).inc()
+
     def _step(self, ps: PlannedStep, rec: StepRecord | None) -> StepResult:
         attempts = 1
         if rec is not None:
@@ -337,8 +382,13 @@ class _Run:
         else:
             # Started, pending or unknown: the effect may exist. Observe before doing anything.
             observed = self._observe(ps, rec)
+            in_doubt = rec.status is not StepStatus.PENDING  # a crash or a lost answer, not a convergence wait
             if isinstance(observed, Halt):
+                if in_doubt and observed.status is S.UNKNOWN:
+                    self._resolved(ps, "unresolved")
                 return observed
+            if in_doubt:
+                self._resolved(ps, "observed_done" if isinstance(observed, Done) else "observed_absent")
             if isinstance(observed, Done):
                 return self._record_done(ps, observed, resolved=True)
             attempts = rec.attempts + 1
@@ -411,15 +461,21 @@ class _Run:
             data = {"step": ps.step.name, "reason": reason}
             tx.append_event(EventDraft(EventKind.STEP_UNKNOWN, self.lease.owner, data, self.intent.id), now)
         log.warning("step_outcome_unknown", step=ps.step.name, reason=reason)
+        UNKNOWN_OUTCOMES.labels(self.intent.workflow, ps.step.name).inc()
         observed = self._observe(ps, self._record(ps.seq))
         if isinstance(observed, Halt):
+            if observed.status is S.UNKNOWN:
+                self._resolved(ps, "unresolved")
             return observed
         if isinstance(observed, Done):
+            self._resolved(ps, "observed_done")
             return self._record_done(ps, observed, resolved=True)
         policy = ps.step.retry or self.spec.retry
         if attempts >= policy.attempts:
+            self._resolved(ps, "unresolved")
             why = f"{ps.step.name}: outcome unknown after {attempts} attempts ({reason})"
             return Halt(S.UNKNOWN, why, EventKind.STEP_UNKNOWN)
+        self._resolved(ps, "observed_absent")
         # The probe proved there is no effect (or the step is safe to repeat): run it again.
         self._restart(ps, attempts + 1, observed.reason)
         return self._execute(ps, ctx, attempts + 1)
@@ -464,6 +520,9 @@ class _Run:
         flushed, self.unflushed = self.unflushed, None
         self.rt.store.checkpoint_started(self.lease, rec, flushed[1] if flushed else None)
         self.ids[ps.seq] = {}
+        if self.approved_at is not None:  # the first step of a first run: its side effect is next
+            APPROVAL_TO_EFFECT.labels(self.intent.workflow).observe((rec.started_at - self.approved_at).total_seconds())
+            self.approved_at = None
         if flushed is not None:
             self.rt.faults.reached(fault_point(flushed[0].step.name, "after_checkpoint"))
         return rec

@@ -116,6 +116,7 @@ class Intent:
     last_error: str | None = None
     started_at: datetime | None = None
     reauthorize: bool = False
+    traceparent: str | None = None
 
     @property
     def purpose(self) -> str:
@@ -133,6 +134,7 @@ class NewIntent:
     plan: JSON
     plan_hash: str
     created_at: datetime
+    traceparent: str | None = None  # the request's trace context: later spans join the intent's trace
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from workflows.model import EventDraft, EventKind, Intent, IntentStatus, Move, S
 from workflows.outcomes import Absent, Done, Unclear
 from workflows.planning import definition_change, plan_items
 from workflows.steps import observe, planned_steps, window_start
+from workflows.telemetry import TAKEOVERS, UNKNOWN_OUTCOMES, span
 from workflows.transitions import transition
 
 log = structlog.get_logger("opsbot.reconciler")
@@ -65,7 +66,10 @@ class Reconciler:
         results = []
         for intent in due:
             try:
-                results.append(self._classify(intent, now))
+                with span("opsbot.check", intent.traceparent, {"opsbot.intent_id": intent.id}) as current:
+                    classified = self._classify(intent, now)
+                    current.set_attribute("opsbot.verdict", classified.verdict.value)
+                results.append(classified)
             except ConcurrentModification:
                 continue  # another process moved it first; it is theirs this round
         return results
@@ -99,6 +103,9 @@ class Reconciler:
                 )
                 data = {"step": rec.name, "reason": "executor lease expired mid-step"}
                 tx.append_event(EventDraft(EventKind.STEP_UNKNOWN, self.actor, data, intent.id), now)
+        TAKEOVERS.labels(intent.workflow).inc()
+        for rec in in_flight:
+            UNKNOWN_OUTCOMES.labels(intent.workflow, rec.name).inc()
         return Classification(intent.id, intent.workflow, Verdict.RETRYABLE, S.APPROVED, reason)
 
     def _observe(self, intent: Intent, now: datetime) -> Classification:

@@ -46,6 +46,7 @@ from workflows.plan import canonical_json, sha256_hex
 from workflows.planning import compensation_plan, compute_plan, parse_params, plan_locks
 from workflows.ports import StoreTx
 from workflows.states import Action
+from workflows.telemetry import REQUEST_TO_APPROVAL, span, traceparent
 from workflows.transitions import transition
 
 log = structlog.get_logger("opsbot.service")
@@ -84,6 +85,15 @@ class OpsService:
     def request(
         self, workflow: str, raw: dict[str, Any], environment: str, actor: str, idempotency_key: str | None = None
     ) -> RequestResult:
+        """A new intent with its plan, awaiting approval; its trace starts here (`opsbot.request`)."""
+        with span("opsbot.request", attributes={"opsbot.workflow": workflow, "opsbot.environment": environment}) as s:
+            result = self._request(workflow, raw, environment, actor, idempotency_key)
+            s.set_attribute("opsbot.intent_id", result.intent.id)
+            return result
+
+    def _request(
+        self, workflow: str, raw: dict[str, Any], environment: str, actor: str, idempotency_key: str | None
+    ) -> RequestResult:
         spec = self.rt.registry.get(workflow)
         self.rt.config.environment(environment)
         self._require(
@@ -110,6 +120,7 @@ class OpsService:
             plan.model_dump(mode="json"),
             plan.hash,
             now,
+            traceparent(),
         )
         with self.rt.store.transaction() as tx:
             if existing is not None:
@@ -140,6 +151,10 @@ class OpsService:
     def approve(self, intent_id: str, actor: str, plan_hash: str) -> Intent:
         """Approve exactly the plan the approver read: the full hash, or at least its first 12 hex digits."""
         intent = self.get(intent_id)
+        with span("opsbot.approve", intent.traceparent, {"opsbot.intent_id": intent.id}):
+            return self._approve(intent, actor, plan_hash)
+
+    def _approve(self, intent: Intent, actor: str, plan_hash: str) -> Intent:
         spec = self.rt.registry.get(intent.workflow)
         if not intent.status.awaiting_approval:
             if intent.status in (S.APPROVED, S.WAITING, S.RUNNING):
@@ -165,7 +180,9 @@ class OpsService:
                     if not check.ok:
                         return current
                     move = Move(S.APPROVED, f"approved by {', '.join(check.approvers)}")
-                    return transition(tx, current, move, None, actor, now)
+                    moved = transition(tx, current, move, None, actor, now)
+                REQUEST_TO_APPROVAL.labels(intent.workflow).observe((now - intent.created_at).total_seconds())
+                return moved
             except ConcurrentModification:
                 continue
         raise InvalidTransition(f"intent {intent.id} is changing too fast to approve; try again")

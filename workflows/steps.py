@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from workflows.context import StepContext
 from workflows.errors import OutcomeUnknown, PermanentError
 from workflows.model import Mode, StepRecord, StepStatus
 from workflows.outcomes import Absent, Done, Observation, Pending, StepOutcome, Unclear
+from workflows.telemetry import span
 
 COMPENSATION_SEQ_BASE = 1000
 T = TypeVar("T")
@@ -56,7 +58,7 @@ class StepRunner:
     ) -> T:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="step")
-        future = self._pool.submit(fn)
+        future = self._pool.submit(contextvars.copy_context().run, fn)  # the step's spans and log context go along
         deadline = time.monotonic() + seconds
         while True:
             try:
@@ -191,6 +193,15 @@ def observe(ps: PlannedStep, ctx: StepContext[Any], active: bool = False) -> Obs
     Its probe answers when it has one. A step that is safe to repeat (a convergence wait) is either reported
     Absent, so the executor simply runs it again, or, when `active`, run as its own observation.
     """
+    with span(
+        f"opsbot.probe {ps.step.name}", attributes={"opsbot.step": ps.step.name, "opsbot.active": active}
+    ) as current:
+        observation = _observe(ps, ctx, active)
+        current.set_attribute("opsbot.observed", type(observation).__name__.lower())
+        return observation
+
+
+def _observe(ps: PlannedStep, ctx: StepContext[Any], active: bool) -> Observation:
     try:
         if ps.probe is not None:
             return call_with_timeout(lambda: ps.probe(ctx), ps.step.timeout, f"probe {ps.step.name}")  # type: ignore[misc]
