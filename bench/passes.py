@@ -24,6 +24,8 @@ it should not:
 * drain     `OutboxWorker.drain_once()` against a stub client: what that projection queued
 * digest    `build_digest(...)`: open intents by status, those ended in the period (no digest was posted
             before, so the last day: about 34,500 intents from 100k on) and the first page of what needs attention
+* metrics   one scrape's store gauges (`StoreCollector`): open intents and those ended in the last 24 hours by
+            workflow, environment and status, the outbox's depth and age, the audit chain's length
 
 Prints medians and spread (min..max) per pass and size and the ratio largest / smallest size, then shows that a
 new intent's thread is projected (and delivered) in the very next pass while older unsettled threads wait.
@@ -59,6 +61,7 @@ from bot.surface import Command, CommandKind, SlackSurface
 from conformance.scripted_aws import add_instance
 from conformance.world import ScriptedAdapters, ScriptedWorld
 from store.db import make_engine
+from store.metrics import StoreCollector
 from store.migrate import upgrade
 from store.signals import Signals
 from store.slack import SlackStore
@@ -80,7 +83,7 @@ CONFIG: dict[str, Any] = {
     "policies": {WORKFLOW: {"request": ["dba"], "approve": ["dba-lead"], "approvals": 1}},
     "digests": [{"channel": DIGEST, "cron": "0 9 * * *", "timezone": "UTC", "stale_approval_minutes": 30}],
 }
-PASSES = ("claim", "reconcile", "project", "drain", "digest")
+PASSES = ("claim", "reconcile", "project", "drain", "digest", "metrics")
 ARMED = 10**9  # clone numbers from here on are the intents approved during the runs (fill numbers stay below)
 HISTORY_BASE, HISTORY_CEILING = 1_000, 50_000_000  # audit seqs of the filled history: up to ten per intent
 STALE_FOR_DEMO = 1000
@@ -370,6 +373,7 @@ class Runs:
         self.rig, self.templates, self.batch = rig, templates, batch
         self._next = ARMED
         self.digest: Digest | None = None  # the last one built
+        self.scrape = StoreCollector(rig.engine, ttl=0, now=rig.rt.clock.now)
 
     def arm(self, converging: list[str]) -> Arming:
         """`batch` intents approved just now, and `batch` converging intents due now."""
@@ -432,6 +436,9 @@ class Runs:
             digest = build_digest(slack, rig.digest, rig.rt.clock.now())
         assert digest.counts, "the digest counted nothing"
         self.digest = digest
+        with timed(took, "metrics"):
+            gauges = list(self.scrape.collect())
+        assert any(f.name == "opsbot_intents" and f.samples for f in gauges), "the scrape counted no intents"
         self.tidy(arming)
         return took
 

@@ -3,7 +3,9 @@
     python bench/step_cost.py [--steps 100] [--runs 7]
 
 On PostgreSQL it uses OPSBOT_TEST_DATABASE_URL, else postgresql+psycopg://postgres@127.0.0.1:5432/test.
-Prints medians and spread (min..max) per database, and the ratio step / raw commit.
+Prints medians and spread (min..max) per database, and the ratio step / raw commit. Then, on PostgreSQL, the
+same step as shipped (its span and metrics in place, tracing off: the default) side by side with the engine whose
+spans and metrics are replaced by bare no-ops: what the instrumentation costs when nobody traces.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from common import NOOP_CONFIG, fresh_pg, interleaved, noop_registry, quiet, raw_commit_cost
 
+import store.sql
+import workflows.executor
+import workflows.steps
 from store.db import make_engine
 from store.migrate import upgrade
 from store.sql import SqlStore
@@ -41,6 +49,46 @@ def step_cost(url: str, steps: int) -> float:
     assert done.status.value == "succeeded", done.status_reason
     store.engine.dispose()
     return elapsed / (steps + 1)  # + the verification step
+
+
+class _Nothing:
+    """Stands in for a span, a metric and its children: every call does nothing."""
+
+    def __call__(self, *_: Any, **__: Any) -> _Nothing:
+        return self
+
+    def __getattr__(self, _name: str) -> _Nothing:
+        return self
+
+    def __enter__(self) -> _Nothing:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        return None
+
+
+@contextmanager
+def telemetry_stripped() -> Iterator[None]:
+    """The executor's, the probes' and the store's spans and metrics replaced by no-ops for the block."""
+    nothing = _Nothing()
+    names = {
+        workflows.executor: ["span", "STEP_SECONDS", "APPROVAL_TO_EFFECT", "UNKNOWN_OUTCOMES", "UNKNOWN_RESOLVED"],
+        workflows.steps: ["span"],
+        store.sql: ["TRANSITIONS"],
+    }
+    saved = {(m, n): getattr(m, n) for m, ns in names.items() for n in ns}
+    for m, n in saved:
+        setattr(m, n, nothing)
+    try:
+        yield
+    finally:
+        for (m, n), v in saved.items():
+            setattr(m, n, v)
+
+
+def stripped_step_cost(url: str, steps: int) -> float:
+    with telemetry_stripped():
+        return step_cost(url, steps)
 
 
 def summarize(label: str, values: list[float]) -> str:
@@ -71,6 +119,17 @@ def main() -> None:
                 f"{'ratio step / raw commit':<28} median {statistics.median(ratios):8.2f}      spread "
                 f"{min(ratios):.2f}..{max(ratios):.2f}   (target <= 3)"
             )
+        shipped, bare = interleaved(
+            args.runs, lambda: step_cost(pg_url, args.steps), lambda: stripped_step_cost(pg_url, args.steps)
+        )
+        costs = [a / b for a, b in zip(shipped, bare, strict=True)]
+        print(f"== postgresql: instrumentation with tracing off ({args.runs} runs of {args.steps} steps)")
+        print(summarize("step as shipped", shipped))
+        print(summarize("step, telemetry stripped", bare))
+        print(
+            f"{'shipped / stripped':<28} median {statistics.median(costs):8.3f}      spread "
+            f"{min(costs):.3f}..{max(costs):.3f}"
+        )
 
 
 if __name__ == "__main__":
