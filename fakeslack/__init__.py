@@ -5,7 +5,7 @@ from __future__ import annotations
 from fakeslack.driver import ACK_DEADLINE, Ack, SlackDriver, sign
 from fakeslack.fake import FakeSlack
 from fakeslack.limits import DEFAULT_LIMITS, Limits, validate_blocks, validate_view
-from fakeslack.models import Call, Ephemeral, Message, ResponsePost, View
+from fakeslack.models import Call, Ephemeral, Message, ResponsePost, UserGroup, View
 from fakeslack.state import Policy, Workspace
 from fakeslack.traffic import Fault, TokenBucket
 
@@ -23,6 +23,7 @@ __all__ = [
     "ResponsePost",
     "SlackDriver",
     "TokenBucket",
+    "UserGroup",
     "View",
     "Workspace",
     "sign",

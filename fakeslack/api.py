@@ -13,6 +13,15 @@ from fakeslack.state import SlackState
 
 # Methods whose successful posts spend a token of that channel's bucket (refused calls cost nothing).
 RATE_LIMITED_METHODS = frozenset({"chat.postMessage"})
+# The bot scopes each method needs, any one of them (conversations.history: public or private channels).
+METHOD_SCOPES: dict[str, frozenset[str]] = {
+    "chat.postMessage": frozenset({"chat:write"}),
+    "chat.update": frozenset({"chat:write"}),
+    "chat.postEphemeral": frozenset({"chat:write"}),
+    "conversations.history": frozenset({"channels:history", "groups:history"}),
+    "usergroups.list": frozenset({"usergroups:read"}),
+    "usergroups.users.list": frozenset({"usergroups:read"}),
+}
 
 
 @dataclass
@@ -97,6 +106,23 @@ def dispatch(state: SlackState, method: str, args: JSON, bearer: str | None, is_
     denied = authenticate(state, bearer, args, is_json)
     if denied is not None:
         return denied
+    result = _authorized(state, method, handler, args)
+    # Slack names the token's scopes on every authenticated answer; `opsbot doctor` reads them from auth.test.
+    result.headers.setdefault("x-oauth-scopes", ",".join(state.workspace.scopes))
+    return result
+
+
+def _authorized(state: SlackState, method: str, handler: Handler, args: JSON) -> ApiResult:
+    """Run a method for an authenticated token: missing_scope first, then the channel's rate limit."""
+    needed = METHOD_SCOPES.get(method)
+    if needed and needed.isdisjoint(state.workspace.scopes):
+        body: JSON = {
+            "ok": False,
+            "error": "missing_scope",
+            "needed": ",".join(sorted(needed)),
+            "provided": ",".join(state.workspace.scopes),
+        }
+        return ApiResult(200, body)
     channel = state.resolve_channel(args.get("channel")) if method in RATE_LIMITED_METHODS else None
     if channel is not None:
         wait = state.limiter.retry_after(channel)
@@ -311,6 +337,31 @@ def conversations_history(state: SlackState, args: JSON) -> ApiResult:
     return ok(messages=messages, has_more=len(top) > limit)
 
 
+def usergroups_list(state: SlackState, args: JSON) -> ApiResult:
+    """usergroups.list: the workspace's user groups, disabled ones only when asked (`team_id` is for org tokens)."""
+    with_disabled = bool_arg(args, "include_disabled")
+    groups = [g for g in state.usergroups.values() if with_disabled or not g.disabled_at]
+    return ok(
+        usergroups=[
+            g.to_api(include_users=bool_arg(args, "include_users"), include_count=bool_arg(args, "include_count"))
+            for g in groups
+        ]
+    )
+
+
+def usergroups_users_list(state: SlackState, args: JSON) -> ApiResult:
+    """usergroups.users.list: the user ids in one user group, named by its id (a handle is not an id)."""
+    group_id = text_arg(args, "usergroup")
+    if group_id is None:
+        raise Refusal("invalid_arguments", "[ERROR] missing required field: usergroup [json-pointer:/usergroup]")
+    group = state.usergroups.get(group_id)
+    if group is None:
+        raise Refusal("no_such_subteam")
+    # `include_disabled` is accepted; the fake lists a disabled group's users either way (opsbot reads whether a
+    # group is enabled from usergroups.list, never from this answer).
+    return ok(users=list(group.users))
+
+
 Handler = Callable[[SlackState, JSON], ApiResult]
 
 METHODS: dict[str, Handler] = {
@@ -322,6 +373,8 @@ METHODS: dict[str, Handler] = {
     "conversations.history": conversations_history,
     "views.open": views_open,
     "views.publish": views_publish,
+    "usergroups.list": usergroups_list,
+    "usergroups.users.list": usergroups_users_list,
 }
 
 

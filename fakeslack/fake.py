@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fakeslack.api import live_messages
 from fakeslack.limits import DEFAULT_LIMITS, Limits
-from fakeslack.models import Call, Ephemeral, Message, ResponsePost, View
+from fakeslack.models import Call, Ephemeral, Message, ResponsePost, UserGroup, View
 from fakeslack.server import SlackHttpServer
 from fakeslack.state import DEFAULT_CHANNELS, Policy, SlackState, Workspace
 from fakeslack.traffic import Fault
@@ -133,6 +133,39 @@ class FakeSlack:
                 raise KeyError(f"fake Slack has no user {user!r}; add it with add_user()")
             return uid, self._state.users[uid]
 
+    def add_usergroup(
+        self, handle: str, users: Iterable[str] = (), *, name: str | None = None, group_id: str | None = None
+    ) -> str:
+        """Create an enabled user group `@handle` with `users` (ids or names of known users); returns its id."""
+        members = [self.user(u)[0] for u in users]
+        with self._state.lock:
+            bare = handle.removeprefix("@")
+            return self._state.add_usergroup(bare, members, name or bare, group_id).id
+
+    def set_usergroup_users(self, group: str, users: Iterable[str]) -> None:
+        """Replace a user group's members (by id or handle), as an admin's usergroups.users.update would."""
+        members = [self.user(u)[0] for u in users]
+        with self._state.lock:
+            found = self._usergroup(group)
+            found.users, found.updated_at = list(dict.fromkeys(members)), int(self._state.wall())
+
+    def disable_usergroup(self, group: str) -> None:
+        """Disable a user group (by id or handle): it leaves usergroups.list unless disabled ones are asked for."""
+        with self._state.lock:
+            found = self._usergroup(group)
+            found.disabled_at = found.updated_at = int(self._state.wall())
+
+    def usergroup(self, group: str) -> UserGroup:
+        """A user group by id or handle (a copy), raising KeyError for unknown groups."""
+        with self._state.lock:
+            return copy.deepcopy(self._usergroup(group))
+
+    def _usergroup(self, group: str) -> UserGroup:
+        found = self._state.resolve_usergroup(group)
+        if found is None:
+            raise KeyError(f"fake Slack has no user group {group!r}; add it with add_usergroup()")
+        return found
+
     # --- fault injection --------------------------------------------------------------------------
 
     def inject(
@@ -201,6 +234,17 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[Call]:
         """Requests to one method (or "response_url"), in order."""
         return [c for c in self.calls if c.method == method]
+
+    @property
+    def call_count(self) -> int:
+        """How many requests were answered so far: every message, edit, ephemeral and view arrives as one."""
+        with self._state.lock:
+            return len(self._state.calls)
+
+    def refusals(self) -> list[Call]:
+        """The requests Slack would have refused (an error answer or an HTTP error), in order (copies)."""
+        with self._state.lock:
+            return [copy.deepcopy(c) for c in self._state.calls if not c.ok]
 
     def messages(self, channel: str, *, include_deleted: bool = False) -> list[Message]:
         """Current state of every message in a channel, thread replies included, in ts order."""

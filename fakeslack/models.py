@@ -192,3 +192,44 @@ class ResponseUrl:
     ephemeral_ts: str | None = None
     uses: int = 0
     posts: list[ResponsePost] = field(default_factory=list)
+
+
+@dataclass
+class UserGroup:
+    """A user group (a "subteam"): its handle people @-mention, and its members."""
+
+    id: str
+    handle: str
+    name: str
+    team_id: str
+    users: list[str]
+    created_at: int
+    updated_at: int
+    created_by: str
+    description: str = ""
+    disabled_at: int = 0  # Slack's date_delete: 0 while enabled
+
+    def to_api(self, *, include_users: bool, include_count: bool) -> JSON:
+        """The usergroup object as usergroups.list renders it."""
+        out: JSON = {
+            "id": self.id,
+            "team_id": self.team_id,
+            "is_usergroup": True,
+            "name": self.name,
+            "description": self.description,
+            "handle": self.handle,
+            "is_external": False,
+            "date_create": self.created_at,
+            "date_update": self.updated_at,
+            "date_delete": self.disabled_at,
+            "auto_type": None,
+            "created_by": self.created_by,
+            "updated_by": self.created_by,
+            "deleted_by": None,
+            "prefs": {"channels": [], "groups": []},
+        }
+        if include_users:
+            out["users"] = list(self.users)
+        if include_count:
+            out["user_count"] = str(len(self.users))  # Slack sends the count as a string
+        return out

@@ -1,4 +1,4 @@
-"""The fake workspace: channels, users, messages, views, triggers and response_urls, under one lock."""
+"""The fake workspace: channels, users, user groups, messages, views, triggers and response_urls, under one lock."""
 
 from __future__ import annotations
 
@@ -17,11 +17,21 @@ from fakeslack.models import (
     ResponseUrl,
     Revision,
     Trigger,
+    UserGroup,
     View,
 )
 from fakeslack.traffic import ChannelLimiter, FaultPlan
 
 DEFAULT_CHANNELS: Mapping[str, str] = {"C0OPS0001": "ops"}
+# What installing opsbot from its manifest.yml grants the bot token.
+DEFAULT_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "channels:history",
+    "groups:history",
+    "usergroups:read",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class Workspace:
     bot_id: str = "B0BOT0001"
     app_id: str = "A0APP0001"
     verification_token: str = "fake-verification-token"
+    scopes: tuple[str, ...] = DEFAULT_SCOPES  # granted to the bot token; sent as `x-oauth-scopes`, like Slack
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class SlackState:
         self.base_url = ""
         self.channels: dict[str, str] = dict(channels)
         self.users: dict[str, str] = dict(users)
+        self.usergroups: dict[str, UserGroup] = {}
         self.dms: dict[str, str] = {}
         self.messages: dict[str, dict[str, Message]] = {}
         self.ephemerals: list[Ephemeral] = []
@@ -136,6 +148,33 @@ class SlackState:
             if name == value.removeprefix("@"):
                 return uid
         return None
+
+    # --- user groups ------------------------------------------------------------------------------
+
+    def add_usergroup(self, handle: str, users: list[str], name: str, group_id: str | None = None) -> UserGroup:
+        """Create an enabled user group; its handle must be free among enabled groups, as in Slack."""
+        if any(g.handle == handle and not g.disabled_at for g in self.usergroups.values()):
+            raise ValueError(f"fake Slack already has a user group @{handle}")
+        now = int(self.wall())
+        group = UserGroup(
+            id=group_id or self.new_id("S"),
+            handle=handle,
+            name=name,
+            team_id=self.workspace.team_id,
+            users=list(dict.fromkeys(users)),
+            created_at=now,
+            updated_at=now,
+            created_by=next(iter(self.users), self.workspace.bot_user_id),
+        )
+        self.usergroups[group.id] = group
+        return group
+
+    def resolve_usergroup(self, value: str) -> UserGroup | None:
+        """A user group by id or by handle (with or without '@'; enabled groups only for handles)."""
+        if value in self.usergroups:
+            return self.usergroups[value]
+        handle = value.removeprefix("@")
+        return next((g for g in self.usergroups.values() if g.handle == handle and not g.disabled_at), None)
 
     # --- messages ---------------------------------------------------------------------------------
 

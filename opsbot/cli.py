@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import signal
 import socket
 import sys
@@ -10,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import structlog
@@ -18,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.commands import parse_pairs
-from opsbot.cli_render import render_list, render_plan, render_view
+from opsbot.cli_render import list_json, render_list, render_plan, render_view, view_json
 from opsbot.settings import Settings
 from opsbot.wiring import Services, build_services, slack_app
 from workflows.config import OpsConfig
@@ -191,19 +193,44 @@ for _name, _method in (
     _action(_name, _method)
 
 
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON with stable fields (see the README) for scripts")]
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    """One JSON document on stdout, never wrapped or styled (logs go to stderr)."""
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
 @intents_app.command("list")
 def intents_list(
     status: Annotated[IntentStatus | None, typer.Option("--status")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 50,
+    as_json: AsJson = False,
 ) -> None:
     """List intents, newest first."""
-    _run(lambda: out.print(render_list(_services().ops.list(status, limit))))
+
+    def go() -> None:
+        intents = _services().ops.list(status, limit)
+        if as_json:
+            _print_json(list_json(intents))
+        else:
+            out.print(render_list(intents))
+
+    _run(go)
 
 
 @intents_app.command("show")
-def intents_show(intent_id: str) -> None:
+def intents_show(intent_id: str, as_json: AsJson = False) -> None:
     """Plan, steps, events and the four answers for one intent."""
-    _run(lambda: out.print(render_view(_services().ops.show(intent_id))))
+
+    def go() -> None:
+        view = _services().ops.show(intent_id)
+        if as_json:
+            _print_json(view_json(view))
+        else:
+            out.print(render_view(view))
+
+    _run(go)
 
 
 @app.command()
@@ -326,11 +353,40 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply schema migrations to OPSBOT_DATABASE_URL."""
 
     def go() -> None:
-        from store.migrate import upgrade
+        from store.migrate import schema_state, upgrade
 
         settings = Settings()
+        configure_logging(settings.log_level)
         upgrade(settings.database_url, revision)
-        out.print("intent store schema is up to date")
+        state = schema_state(settings.database_url)
+        where = ", ".join(state.current)
+        out.print(f"intent store schema is at {where}" + (" (head: up to date)" if state.at_head else ""))
+
+    _run(go)
+
+
+@app.command()
+def doctor(
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds each network check may take")] = 5.0,
+    manifest: Annotated[
+        Path | None, typer.Option("--manifest", help="read the bot scopes from this manifest.yml (default: built in)")
+    ] = None,
+) -> None:
+    """Check this installation: settings, config, dsn_env variables, store and schema, Slack, AWS. Exits 1 on a FAIL."""
+
+    def go() -> None:
+        from opsbot.doctor import MANIFEST_BOT_SCOPES, Status, diagnose, manifest_bot_scopes
+
+        configure_logging("WARNING")  # until the settings are read: a doctor's output is its findings
+        scopes = manifest_bot_scopes(manifest) if manifest else MANIFEST_BOT_SCOPES
+        findings = diagnose(scopes, timeout)
+        for finding in findings:
+            typer.echo(finding.line())
+        counts = {status: sum(f.status is status for f in findings) for status in Status}
+        words = {Status.OK: "ok", Status.FAIL: "failed", Status.SKIP: "skipped"}
+        typer.echo(", ".join(f"{n} {words[status]}" for status, n in counts.items() if n))
+        if counts[Status.FAIL]:
+            raise typer.Exit(1)
 
     _run(go)
 

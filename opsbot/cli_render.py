@@ -1,7 +1,8 @@
-"""Pure renderers for the terminal: frozen domain objects in, rich renderables out."""
+"""Pure renderers for the terminal: frozen domain objects in, rich renderables (or JSON documents) out."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -9,8 +10,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from workflows.model import Intent, IntentStatus
-from workflows.redaction import redact
+from workflows.model import Decision, Intent, IntentStatus
+from workflows.reconciler import verdict_of
+from workflows.redaction import redact, redact_text
 from workflows.service import IntentView
 
 _STATUS_STYLE = {
@@ -109,3 +111,117 @@ def render_view(view: IntentView) -> RenderableType:
     return Group(
         header, render_plan(view.intent), Panel(answers, title="the four answers", expand=False), steps, events
     )
+
+
+# --- JSON for scripts: stable field names (documented in the README); adding a field is not a breaking change ---
+
+JSON_FORMAT = 1
+
+
+def _when(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z (`2025-01-31T09:15:02.123456Z`); naive times from the store are UTC."""
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def intent_json(intent: Intent) -> dict[str, Any]:
+    """The fields `intents list --json` gives for each intent (and `intents show --json` under `intent`)."""
+    verdict = verdict_of(intent.status)
+    return {
+        "id": intent.id,
+        "workflow": intent.workflow,
+        "environment": intent.environment,
+        "status": intent.status.value,
+        "verdict": verdict.value if verdict else None,
+        "final": intent.status.terminal,
+        "needs_human": intent.status.needs_human,
+        "status_reason": redact_text(intent.status_reason) if intent.status_reason else None,
+        "requester": intent.requester,
+        "plan_hash": intent.plan_hash,
+        "version": intent.version,
+        "attempts": intent.attempts,
+        "created_at": _when(intent.created_at),
+        "updated_at": _when(intent.updated_at),
+        "started_at": _when(intent.started_at),
+        "next_check_at": _when(intent.next_check_at),
+    }
+
+
+def list_json(intents: list[Intent]) -> dict[str, Any]:
+    """`opsbot intents list --json`."""
+    return {"format": JSON_FORMAT, "intents": [intent_json(i) for i in intents]}
+
+
+def view_json(view: IntentView) -> dict[str, Any]:
+    """`opsbot intents show ID --json`: the intent, its approvals, steps, events, waits and the four answers."""
+    intent, g = view.intent, view.guidance
+    approvers = sorted({a.actor for a in view.approvals if a.decision is Decision.APPROVE})
+    return {
+        "format": JSON_FORMAT,
+        "intent": {
+            **intent_json(intent),
+            "mode": intent.mode.value,
+            "params": redact(intent.params),
+            "plan": redact(intent.plan),
+            "last_error": redact_text(intent.last_error) if intent.last_error else None,
+            "lease_owner": intent.lease_owner,
+            "lease_expires_at": _when(intent.lease_expires_at),
+        },
+        "approvals": {
+            "needed": view.approvals_needed,
+            "approved_by": approvers,
+            "decisions": [
+                {
+                    "actor": a.actor,
+                    "decision": a.decision.value,
+                    "plan_hash": a.plan_hash,
+                    "at": _when(a.created_at),
+                    "expires_at": _when(a.expires_at),
+                    "reason": redact_text(a.reason) if a.reason else None,
+                }
+                for a in view.approvals
+            ],
+        },
+        "steps": [
+            {
+                "seq": s.seq,
+                "name": s.name,
+                "status": s.status.value,
+                "attempts": s.attempts,
+                "started_at": _when(s.started_at),
+                "finished_at": _when(s.finished_at),
+                "external_ids": redact(s.external_ids),
+                "error": redact_text(s.error) if s.error else None,
+            }
+            for s in view.steps
+        ],
+        "events": [
+            {
+                "seq": e.seq,
+                "at": _when(e.created_at),
+                "actor": e.actor,
+                "via": e.data.get("via"),
+                "kind": e.kind,
+                "data": redact({k: v for k, v in e.data.items() if k != "via"}),
+            }
+            for e in view.events
+        ],
+        "waiting_for": [
+            {
+                "resource": h.resource,
+                "intent_id": h.intent_id,
+                "workflow": h.workflow,
+                "requester": h.requester,
+                "status": h.status.value,
+            }
+            for h in view.holders
+        ],
+        "answers": {
+            "requested": redact_text(g.requested),
+            "changed": [redact_text(line) for line in g.changed],
+            "uncertain": [redact_text(line) for line in g.uncertain],
+            "actions": [{"action": a.value, "why": redact_text(why)} for a, why in g.actions],
+        },
+    }

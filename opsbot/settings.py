@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     slack_channel_rate: float = Field(default=1.0, gt=0, description="sustained messages per second per channel")
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
     outbox_interval_seconds: float = Field(default=0.5, gt=0)
+    slack_groups_ttl_seconds: float = Field(
+        default=60.0, gt=0, description="a user group's members are asked of Slack again after this long"
+    )
+    slack_groups_max_stale_seconds: float = Field(
+        default=900.0, gt=0, description="Slack silent this long: roles made of its user groups are refused"
+    )
     aws_endpoint_url: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "OPSBOT_AWS_ENDPOINT_URL")
     )

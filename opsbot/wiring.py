@@ -18,6 +18,7 @@ from bot.projector import Projector
 from bot.services import SlackServices
 from bot.slack_client import CountedRateLimitRetry, InstrumentedWebClient
 from bot.surface import SlackSurface
+from bot.usergroups import SlackGroupDirectory
 from opsbot.settings import Settings, load_config
 from opsbot.telemetry import configure_tracing
 from store.db import make_engine
@@ -28,6 +29,7 @@ from workflows.catalog import build_registry
 from workflows.deps import Runtime
 from workflows.errors import ConfigError
 from workflows.executor import Executor
+from workflows.groups import NoGroups
 from workflows.ports import AdapterFactory, FaultSeam
 from workflows.reconciler import Reconciler
 from workflows.runtime import NoFaults
@@ -42,6 +44,7 @@ class Services:
     reconciler: Reconciler
     store: SqlStore
     slack: SlackServices | None = None
+    groups: SlackGroupDirectory | None = None  # roles' Slack user groups, refreshed by the worker's loop
 
 
 def build_services(
@@ -50,19 +53,32 @@ def build_services(
     configure_tracing()
     engine = make_engine(settings.database_url)
     store = SqlStore(engine, Signals())
+    config = load_config(settings.config)
+    groups = user_groups(settings, config.user_groups()) if settings.slack_bot_token is not None else None
     rt = Runtime(
         store=store,
         registry=build_registry(),
-        config=load_config(settings.config),
+        config=config,
         adapters=adapters or BotoAdapters(endpoint_url=settings.aws_endpoint_url),
         faults=faults or NoFaults(),
         approval_ttl=settings.approval_ttl_seconds,
         lease_seconds=settings.lease_seconds,
+        groups=groups or NoGroups(),
     )
     owner = f"{socket.gethostname()}:{os.getpid()}"
     ops = OpsService(rt)
     slack = build_slack(settings, ops, engine, owner) if settings.slack_bot_token is not None else None
-    return Services(rt, ops, Executor(rt, owner, settings.worker_threads), Reconciler(rt), store, slack)
+    return Services(rt, ops, Executor(rt, owner, settings.worker_threads), Reconciler(rt), store, slack, groups)
+
+
+def user_groups(settings: Settings, groups: tuple[str, ...]) -> SlackGroupDirectory:
+    """Members of the Slack user groups roles name, asked of Slack (none is asked before a check or a refresh)."""
+    return SlackGroupDirectory(
+        web_client(settings),
+        ttl=settings.slack_groups_ttl_seconds,
+        max_stale=settings.slack_groups_max_stale_seconds,
+        groups=groups,
+    )
 
 
 def build_slack(settings: Settings, ops: OpsService, engine: Engine, owner: str) -> SlackServices:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+import structlog
 from opentelemetry import trace
 from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -24,11 +29,12 @@ from store.metrics import StoreCollector
 from tests.conftest import approve_current, create_source
 from workflows.deps import Runtime
 from workflows.executor import Executor
+from workflows.logs import configure_logging
 from workflows.model import IntentStatus
 from workflows.reconciler import Reconciler
 from workflows.runtime import FrozenClock
 from workflows.service import OpsService
-from workflows.telemetry import current_ids, span
+from workflows.telemetry import span
 
 PARAMS = {"source": "billing-db", "replica": "billing-db-r1"}
 WF = "rds.create-replica"
@@ -174,11 +180,30 @@ def test_tracing_is_off_by_default_spans_record_nothing_and_logs_carry_no_ids() 
     assert done.stdout.strip() == "off", done.stderr
 
 
-def test_logs_can_carry_the_current_span_ids(spans: InMemorySpanExporter) -> None:
-    with span("opsbot.test") as current:
-        ids = current_ids()
-        assert ids["trace_id"] == format(current.get_span_context().trace_id, "032x")
-        assert len(ids["span_id"]) == 16
+def test_log_lines_carry_the_current_span_ids(spans: InMemorySpanExporter) -> None:
+    """A line written inside a span names its trace and span, ours and libraries' alike; outside, neither."""
+    saved = (structlog.get_config(), logging.getLogger().handlers[:], logging.getLogger().level, threading.excepthook)
+    out = io.StringIO()
+    try:
+        configure_logging("INFO", stream=out)
+        with span("opsbot.test") as current:
+            structlog.get_logger("opsbot.test").info("inside")
+            logging.getLogger("botocore.test").warning("library inside")
+        structlog.get_logger("opsbot.test").info("outside")
+    finally:
+        config, handlers, level, hook = saved
+        structlog.configure(**config)
+        logging.getLogger().handlers, threading.excepthook = handlers, hook
+        logging.getLogger().setLevel(level)
+        logging.captureWarnings(False)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    ctx = current.get_span_context()
+    inside = [e for e in lines if "inside" in e["event"]]
+    assert len(inside) == 2
+    for e in inside:
+        assert (e["trace_id"], e["span_id"]) == (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+    [outside] = [e for e in lines if e["event"] == "outside"]
+    assert "trace_id" not in outside
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,9 @@ Defaults, before any `policies.<workflow>.actions` override (nobody acts alone o
 | compensate    | request + approve roles| no            | 1 (it proposes a compensation plan, approved like any plan) |
 | mark-done     | approve roles          | no            | the policy's approvals|
 | view          | every role the policy names | yes      | 1                     |
+
+A role holds user ids and Slack user groups; a group is resolved through the `GroupDirectory` when it matters,
+and a group that cannot be checked refuses rather than grants (`workflows.groups`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ from datetime import datetime
 from workflows.authoring import WorkflowDefinition
 from workflows.config import ActionRule, OpsConfig, Policy
 from workflows.errors import PermissionDenied
+from workflows.groups import MembershipUnknown, holds_role
 from workflows.model import Approval, Decision, Intent
+from workflows.ports import GroupDirectory
 from workflows.states import Action
 
 # Actions that lead to execution are refused where the policy no longer allows the environment.
 _EXECUTES = frozenset({Action.REQUEST, Action.APPROVE, Action.RETRY, Action.RESUME, Action.COMPENSATE})
+# How a refusal names what was refused, where the action's name reads badly ("approve refused").
+_REFUSED = {Action.APPROVE: "approval", Action.DENY: "denial", Action.VIEW: "viewing"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,8 @@ def refusal(
     action: Action,
     actor: str,
     requesters: Iterable[str] = (),
+    *,
+    groups: GroupDirectory,
 ) -> str | None:
     """Why `actor` may not take `action` now, or None when they may. `requesters`: who asked for this plan."""
     if action in _EXECUTES and not environment_allowed(config, spec, environment):
@@ -133,7 +142,11 @@ def refusal(
         return f"you asked for this intent, so someone else must {action.value} it"
     if actor in set(requesters):
         return None
-    if not config.roles_of(actor) & r.roles:
+    try:
+        holds = holds_role(config, groups, actor, r.roles)
+    except MembershipUnknown as exc:
+        return f"{exc}; {_REFUSED.get(action, action.value)} refused"
+    if not holds:
         needs = ", ".join(sorted(r.roles)) or "a role no one holds"
         return f"{actor} may not {action.value} {spec.name} in {environment}: it needs one of the roles {needs}"
     return None
@@ -146,9 +159,11 @@ def require(
     action: Action,
     actor: str,
     requesters: Iterable[str] = (),
+    *,
+    groups: GroupDirectory,
 ) -> None:
     """Raise PermissionDenied unless `actor` may take `action` now."""
-    why = refusal(config, spec, environment, action, actor, requesters)
+    why = refusal(config, spec, environment, action, actor, requesters, groups=groups)
     if why is not None:
         raise PermissionDenied(why)
 
@@ -159,11 +174,12 @@ def requesters_of(intent: Intent) -> tuple[str, ...]:
     return (intent.requester, proposer) if proposer and proposer != intent.requester else (intent.requester,)
 
 
-def may(config: OpsConfig, spec: WorkflowDefinition, intent: Intent, action: Action, actor: str) -> bool:
+def may(
+    config: OpsConfig, spec: WorkflowDefinition, intent: Intent, action: Action, actor: str, *, groups: GroupDirectory
+) -> bool:
     """Whether `actor` may take `action` on `intent` now (for showing buttons; the service checks again)."""
-    if action is Action.VIEW:
-        return refusal(config, spec, intent.environment, action, actor, (intent.requester,)) is None
-    return refusal(config, spec, intent.environment, action, actor, requesters_of(intent)) is None
+    requesters = (intent.requester,) if action is Action.VIEW else requesters_of(intent)
+    return refusal(config, spec, intent.environment, action, actor, requesters, groups=groups) is None
 
 
 def check_approvals(
@@ -174,12 +190,13 @@ def check_approvals(
     now: datetime,
     *,
     fresh: bool,
+    groups: GroupDirectory,
 ) -> ApprovalCheck:
     """Whether enough distinct people approved this exact plan and may approve it *now*.
 
     `fresh`: each approval must also be unexpired (before a first run, and when an operator sends an intent back
     to execution). Automatic recovery after a crash continues under the approval it started with, but never
-    under an approver whose role was revoked meanwhile.
+    under an approver whose role was revoked meanwhile, nor one whose user group cannot be checked now.
     """
     r = rule(config, spec, intent.environment, Action.APPROVE)
     if not environment_allowed(config, spec, intent.environment):
@@ -195,7 +212,12 @@ def check_approvals(
     for actor, a in sorted(latest.items()):
         if actor in excluded:
             continue
-        if not config.roles_of(actor) & r.roles:
+        try:
+            holds = holds_role(config, groups, actor, r.roles)
+        except MembershipUnknown as exc:
+            problems.append(f"{actor}'s approver role cannot be checked: {exc}")
+            continue
+        if not holds:
             problems.append(f"{actor} no longer holds an approver role ({', '.join(sorted(r.roles))})")
         elif fresh and now >= a.expires_at:
             problems.append(f"{actor}'s approval expired at {a.expires_at.isoformat(timespec='seconds')}")

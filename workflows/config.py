@@ -13,6 +13,14 @@ from workflows.states import Action
 
 _ENV_VAR = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SLACK_ID = re.compile(r"^[A-Z0-9][A-Za-z0-9._-]{1,63}$")
+# A role member that names a Slack user group: its handle, or its id (Slack's user group ids start with S).
+_GROUP_HANDLE = re.compile(r"^@[a-z0-9][a-z0-9._-]{0,79}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{8,10}$")
+
+
+def is_user_group(member: str) -> bool:
+    """Whether a role member names a Slack user group (`@dba-leads`, `S0614TZR7`) rather than one user."""
+    return member.startswith("@") or bool(_GROUP_ID.match(member))
 
 
 class _Strict(BaseModel):
@@ -92,6 +100,16 @@ class CliConfig(_Strict):
         default=True, description="false: --actor is refused unless it names the caller's own mapped identity"
     )
 
+    @field_validator("identities")
+    @classmethod
+    def _one_person_each(cls, identities: dict[str, str]) -> dict[str, str]:
+        for os_user, identity in identities.items():
+            if is_user_group(identity):
+                raise ValueError(
+                    f"{os_user} is mapped to the user group {identity}: map an OS user to one Slack user id"
+                )
+        return identities
+
 
 class OpsConfig(_Strict):
     environments: dict[str, Environment]
@@ -100,6 +118,18 @@ class OpsConfig(_Strict):
     policies: dict[str, Policy] = Field(default_factory=dict)
     digests: tuple[DigestConfig, ...] = ()
     cli: CliConfig = Field(default_factory=CliConfig)
+
+    @field_validator("roles")
+    @classmethod
+    def _members_are_users_or_groups(cls, roles: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for role, members in roles.items():
+            for member in members:
+                if member.startswith("@") and not _GROUP_HANDLE.match(member):
+                    raise ValueError(
+                        f"role {role!r} names {member!r}: a user group handle is @ and lowercase letters, digits, "
+                        "'.', '-' or '_' (a user is named by id, such as U0123ABCD)"
+                    )
+        return roles
 
     @model_validator(mode="before")
     @classmethod
@@ -143,8 +173,9 @@ class OpsConfig(_Strict):
                         )
         return self
 
-    def roles_of(self, user: str) -> frozenset[str]:
-        return frozenset(role for role, members in self.roles.items() if user in members)
+    def user_groups(self) -> tuple[str, ...]:
+        """Every Slack user group a role names, in the order they first appear."""
+        return tuple(dict.fromkeys(m for members in self.roles.values() for m in members if is_user_group(m)))
 
     def environment(self, name: str) -> Environment:
         try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workflows.config import OpsConfig
-from workflows.ports import AdapterFactory, Clock, FaultSeam, IdSource, Store
+from workflows.groups import NoGroups
+from workflows.ports import AdapterFactory, Clock, FaultSeam, GroupDirectory, IdSource, Store
 from workflows.registry import Registry
 from workflows.runtime import NoFaults, SystemClock, UuidIds
 
@@ -19,5 +20,6 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     ids: IdSource = field(default_factory=UuidIds)
     faults: FaultSeam = field(default_factory=NoFaults)
+    groups: GroupDirectory = field(default_factory=NoGroups)  # roles naming Slack user groups refuse without one
     approval_ttl: float = 3600.0
     lease_seconds: float = 60.0

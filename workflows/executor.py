@@ -283,7 +283,9 @@ class _Run:
                 EventKind.DEFINITION_CHANGED,
             )
         fresh_approval = first or self.intent.reauthorize
-        check = check_approvals(self.rt.config, self.spec, self.intent, approvals, self.now(), fresh=fresh_approval)
+        check = check_approvals(
+            self.rt.config, self.spec, self.intent, approvals, self.now(), fresh=fresh_approval, groups=self.rt.groups
+        )
         if first and self.intent.mode is Mode.FORWARD:
             approved = [a.created_at for a in approvals if a.valid_for(self.intent.plan_hash, self.now())]
             self.approved_at = max(approved, default=None)

@@ -40,6 +40,14 @@ class IdSource(Protocol):
     def new_id(self) -> str: ...
 
 
+class GroupDirectory(Protocol):
+    """Who is in a Slack user group that a role names (`@handle` or an `S…` id)."""
+
+    def members(self, group: str) -> frozenset[str]:
+        """Its members' user ids, known recently enough to decide on; raises `MembershipUnknown` otherwise."""
+        ...
+
+
 class FaultSeam(Protocol):
     """The one place crash points are named; production uses a no-op."""
 

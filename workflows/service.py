@@ -176,7 +176,9 @@ class OpsService:
                     tx.add_approval(Approval(intent.id, actor, current.plan_hash, Decision.APPROVE, now, expires))
                     data = {"plan_hash": current.plan_hash}
                     tx.append_event(self._event(EventKind.APPROVED, actor, data, intent.id), now)
-                    check = check_approvals(self.rt.config, spec, current, tx.approvals(intent.id), now, fresh=True)
+                    check = check_approvals(
+                        self.rt.config, spec, current, tx.approvals(intent.id), now, fresh=True, groups=self.rt.groups
+                    )
                     if not check.ok:
                         return current
                     move = Move(S.APPROVED, f"approved by {', '.join(check.approvers)}")
@@ -267,7 +269,7 @@ class OpsService:
         now = self.rt.clock.now()
         with self.rt.store.transaction() as tx:
             approvals = tx.approvals(intent.id)
-        check = check_approvals(self.rt.config, spec, intent, approvals, now, fresh=True)
+        check = check_approvals(self.rt.config, spec, intent, approvals, now, fresh=True, groups=self.rt.groups)
         if check.ok:
             move = Move(S.APPROVED, reason, fresh_budget=True, reauthorize=True)
             return self._act(intent, move, kind, actor, reopen_windows=reopen_windows)
@@ -281,7 +283,8 @@ class OpsService:
         intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
         if viewer is not None:
-            require(self.rt.config, spec, intent.environment, Action.VIEW, viewer, (intent.requester,))
+            requesters = (intent.requester,)
+            require(self.rt.config, spec, intent.environment, Action.VIEW, viewer, requesters, groups=self.rt.groups)
         with self.rt.store.transaction() as tx:
             steps, approvals, events = tx.steps(intent.id), tx.approvals(intent.id), tx.events(intent.id)
             holders = tx.lock_holders(plan_locks(intent)) if intent.status is S.WAITING else []
@@ -301,7 +304,7 @@ class OpsService:
 
     def may(self, intent: Intent, action: Action, actor: str) -> bool:
         """Whether `actor` may take `action` on `intent` now: for showing buttons to one person."""
-        return may(self.rt.config, self.rt.registry.get(intent.workflow), intent, action, actor)
+        return may(self.rt.config, self.rt.registry.get(intent.workflow), intent, action, actor, groups=self.rt.groups)
 
     # internals -----------------------------------------------------------------------------------
     def get(self, intent_id: str) -> Intent:
@@ -340,7 +343,7 @@ class OpsService:
     ) -> None:
         """The policy check; a refusal is audited before it reaches the caller."""
         try:
-            require(self.rt.config, spec, environment, action, actor, requesters)
+            require(self.rt.config, spec, environment, action, actor, requesters, groups=self.rt.groups)
         except PermissionDenied as exc:
             refused = kind or {
                 Action.REQUEST: EventKind.REQUEST_REFUSED,
