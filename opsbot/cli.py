@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import signal
 import socket
 import sys
@@ -410,6 +411,22 @@ def audit_verify(
         raise typer.Exit(3)
 
     _run(go)
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option("--host", help="address the page is served on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port of the page (0: any free one)")] = 8765,
+) -> None:
+    """A local Slack workspace in the browser on embedded defaults (a development checkout; see the README)."""
+    # The sandbox is dev tooling (devstack, not in the wheel): run it as its own program rather than import it.
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "devstack" / "sandbox" / "__main__.py").is_file():
+        err.print("the sandbox is development tooling, not in the wheel: run `make sandbox` in a checkout of opsbot")
+        raise typer.Exit(2)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH")) if p)}
+    argv = [sys.executable, "-m", "devstack.sandbox", "--host", host, "--port", str(port)]
+    os.execve(sys.executable, argv, env)
 
 
 def main() -> None:

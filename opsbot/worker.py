@@ -115,7 +115,7 @@ def start_worker(svc: Services, settings: Settings, engine_jobs: bool = True) ->
         signals.subscribe(CHANGED, moved)
         signals.subscribe(OUTBOX, delivery.poke)
         loops.append(delivery)
-    if svc.groups is not None:
+    if svc.groups is not None and svc.runtime.config.user_groups():  # only when a role names a user group
         loops.append(WakeLoop("slack-groups", svc.groups.refresh, svc.groups.refresh_every))
     listener = None
     if svc.store.engine.dialect.name == "postgresql":
