@@ -7,16 +7,19 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.blocks.digest import MAX_ITEMS, AttentionItem, Digest, render_digest
+from bot.blocks.digest import EXPIRING_ITEMS, MAX_ITEMS, AttentionItem, Digest, render_digest
+from bot.blocks.text import duration, ticket_text
 from bot.services import SlackServices
 from store.slack import OutboxKind
 from workflows.authoring import WorkflowDefinition
 from workflows.config import DigestConfig
+from workflows.reconciler import request_deadlines
 
 log = structlog.get_logger("opsbot.digest")
 
 FIRST_PERIOD = timedelta(days=1)  # what a channel's first digest counts as ended "in this period"
 LINKED = 20  # attention items looked up for a link to their thread
+EXPIRY_NOTICE = timedelta(days=1)  # a request expiring within this is listed as about to expire
 
 
 def period_of(now: datetime, digest: DigestConfig) -> str:
@@ -41,13 +44,33 @@ def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Dig
     with rt.store.transaction() as tx:
         counts = tx.count_by_status(ended_since=since)
         shown, needing = tx.needing_attention(stale, past_window, MAX_ITEMS)
+        soon = tx.undecided_requests(request_deadlines(rt, now, ahead=EXPIRY_NOTICE), EXPIRING_ITEMS)
         head = tx.audit_head()
     links = _permalinks(svc, [i.id for i in shown[:LINKED]])
     attention = tuple(
         AttentionItem(
-            i.id, i.workflow, i.status, i.status_reason or "", (now - i.updated_at).total_seconds(), links.get(i.id)
+            i.id,
+            i.workflow,
+            i.status,
+            i.status_reason or "",
+            (now - i.updated_at).total_seconds(),
+            links.get(i.id),
+            ticket_text(i.plan),
         )
         for i in shown
+    )
+    expiring = tuple(
+        AttentionItem(
+            i.id,
+            i.workflow,
+            i.status,
+            f"expires in {duration(max(expires - now, timedelta(0)).total_seconds())} unless someone approves or "
+            f"denies it (requested by @{i.requester})",
+            (now - i.updated_at).total_seconds(),
+            ticket=ticket_text(i.plan),
+        )
+        for i in soon
+        if (expires := i.updated_at + rt.config.request_ttl(i.workflow, i.environment)) > now
     )
     return Digest(
         channel=digest.channel,
@@ -56,6 +79,7 @@ def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Dig
         attention=attention,
         audit_head=head,
         more=needing - len(shown),
+        expiring=expiring,
     )
 
 

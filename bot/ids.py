@@ -19,6 +19,8 @@ class ActionId(StrEnum):
     CANCEL = "ops_cancel"
     MARK_DONE = "ops_mark_done"
     COMPENSATE = "ops_compensate"
+    RUN_NOW = "ops_run_now"
+    REQUEST_AGAIN = "ops_request_again"
 
 
 class CallbackId(StrEnum):

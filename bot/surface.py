@@ -19,8 +19,10 @@ from workflows.authorization import rule
 from workflows.errors import InvalidInput, InvalidTransition, PermissionDenied
 from workflows.model import Intent, IntentStatus
 from workflows.planning import parse_params
+from workflows.scheduling import check_start, take_start
 from workflows.service import OpsService
 from workflows.states import Action
+from workflows.tickets import check_ticket, take_ticket
 
 RECOVERY: dict[ActionId, Action] = {
     ActionId.RETRY: Action.RETRY,
@@ -28,6 +30,8 @@ RECOVERY: dict[ActionId, Action] = {
     ActionId.CANCEL: Action.CANCEL,
     ActionId.MARK_DONE: Action.MARK_DONE,
     ActionId.COMPENSATE: Action.COMPENSATE,
+    ActionId.RUN_NOW: Action.RUN_NOW,
+    ActionId.REQUEST_AGAIN: Action.REQUEST,
 }
 
 
@@ -90,7 +94,11 @@ class SlackSurface:
         if env is None:
             raise InvalidInput(f"say which environment: env=<{'|'.join(environments)}>")
         self.rt.config.environment(env)
-        parse_params(spec, params)  # every bad field named now, before anything slow
+        fields, ticket = take_ticket(params)
+        check_ticket(self.rt.config, spec.name, env, ticket)  # a missing or malformed ticket is refused in the ack
+        fields, at = take_start(fields)
+        check_start(self.rt.config, spec.name, env, at, self.rt.clock.now())  # a past or out-of-window start too
+        parse_params(spec, fields)  # every bad field named now, before anything slow
         return Command(CommandKind.REQUEST, workflow=spec.name, params=params, environment=env)
 
     def help_text(self) -> str:
@@ -154,7 +162,10 @@ class SlackSurface:
     def request_modal(self, workflow: str, channel: str) -> dict[str, Any]:
         spec = self.rt.registry.get(workflow)
         meta = ModalMeta(action="request", channel=channel, workflow=spec.name)
-        return render_request_modal(spec, sorted(self.rt.config.environments), meta)
+        environments = sorted(self.rt.config.environments)
+        rules = {env: r for env in environments if (r := self.rt.config.ticket_rule(spec.name, env)) is not None}
+        tickets = "; ".join(f"{env}: {r.pattern}{'' if r.required else ' (optional)'}" for env, r in rules.items())
+        return render_request_modal(spec, environments, meta, tickets or None)
 
     # clicks --------------------------------------------------------------------------------------
     def approve(self, value: ButtonValue, user: str) -> Reply:
@@ -162,6 +173,8 @@ class SlackSurface:
         self._refresh(intent.id)
         if intent.status is IntentStatus.APPROVED:
             return Reply(f":white_check_mark: Approved `{intent.id}`; it will run shortly.")
+        if intent.status is IntentStatus.SCHEDULED:
+            return Reply(f":calendar: Approved `{intent.id}`; scheduled: {intent.status_reason or ''}")
         needed = self.ops.show(intent.id).approvals_needed
         return Reply(
             f":white_check_mark: Your approval of `{intent.id}` is recorded; {needed} distinct approvers are needed."
@@ -198,6 +211,8 @@ class SlackSurface:
 
     def recover(self, action: ActionId, value: ButtonValue, user: str, reason: str = "") -> Reply:
         intent = self._current(value, check_version=True)
+        if RECOVERY[action] is Action.REQUEST:
+            return self._request_again(intent, user)
         why = reason or f"{action.value.removeprefix('ops_').replace('_', ' ')} clicked in Slack"
         method = {
             Action.RETRY: self.ops.retry,
@@ -205,6 +220,7 @@ class SlackSurface:
             Action.CANCEL: self.ops.cancel,
             Action.MARK_DONE: self.ops.mark_done,
             Action.COMPENSATE: self.ops.compensate,
+            Action.RUN_NOW: self.ops.run_now,
         }[RECOVERY[action]]
         moved = method(intent.id, user, why)
         self._refresh(moved.id)
@@ -214,6 +230,16 @@ class SlackSurface:
                 "the policy needs more people to agree before it happens."
             )
         return Reply(f":arrows_counterclockwise: `{moved.id}` is now {moved.status.value}: {moved.status_reason or ''}")
+
+    def _request_again(self, expired: Intent, user: str) -> Reply:
+        """An expired request, again, by its requester: a new intent whose plan is posted where the old one was."""
+        again = self.ops.request_again(expired.id, user, "Request again clicked in Slack")
+        thread = self.slack.thread(expired.id)
+        if thread is None:
+            raise InvalidInput(f"`{expired.id}` has no message in Slack to post the new plan beside; use /ops")
+        self._open_thread(again, thread.channel)
+        self._refresh(expired.id)
+        return Reply(f":memo: Requested again as `{again.id}`: the new plan is posted here for an approver.")
 
     def _current(self, value: ButtonValue, check_version: bool) -> Intent:
         intent = self.ops.get(value.intent_id)

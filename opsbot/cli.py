@@ -190,6 +190,7 @@ for _name, _method in (
     ("cancel", "cancel"),
     ("mark-done", "mark_done"),
     ("compensate", "compensate"),
+    ("run-now", "run_now"),
 ):
     _action(_name, _method)
 
@@ -248,6 +249,7 @@ def reconcile() -> None:
 
 def reconcile_pass(svc: Services) -> list[dict[str, Any]]:
     touched = {c.intent_id for c in svc.reconciler.reconcile_due()}
+    touched |= {i.id for i in svc.reconciler.expire_requests()}
     touched |= {i.id for i in svc.executor.run_until_idle()}
     results = []
     for intent_id in sorted(touched):

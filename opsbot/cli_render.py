@@ -24,6 +24,7 @@ _STATUS_STYLE = {
     IntentStatus.NEEDS_REAPPROVAL: "yellow",
     IntentStatus.CONVERGING: "cyan",
     IntentStatus.WAITING: "cyan",
+    IntentStatus.SCHEDULED: "cyan",
 }
 
 
@@ -40,6 +41,8 @@ def render_plan(intent: Intent) -> RenderableType:
     table.add_row("workflow", plan["workflow"])
     table.add_row("environment", plan["environment"])
     table.add_row("requester", intent.requester)
+    if plan.get("ticket"):
+        table.add_row("change ticket", " ".join(str(t) for t in (plan["ticket"], plan.get("ticket_url")) if t))
     table.add_row("status", _status(intent.status))
     table.add_row("targets", "\n".join(plan["targets"]))
     if plan.get("purpose") == "compensation":
@@ -108,6 +111,9 @@ def render_view(view: IntentView) -> RenderableType:
         f"  approvals {approvals}  ",
         (view.intent.status_reason or "", "italic"),
     )
+    if view.schedule is not None and view.as_of is not None:
+        head = "scheduled" if view.intent.status is IntentStatus.SCHEDULED else "once approved"
+        header.append(f"\n{head}: {view.schedule.describe(view.as_of)} ({_when(view.schedule.starts_at)})")
     return Group(
         header, render_plan(view.intent), Panel(answers, title="the four answers", expand=False), steps, events
     )
@@ -140,12 +146,16 @@ def intent_json(intent: Intent) -> dict[str, Any]:
         "status_reason": redact_text(intent.status_reason) if intent.status_reason else None,
         "requester": intent.requester,
         "plan_hash": intent.plan_hash,
+        "ticket": {"id": intent.plan["ticket"], "url": intent.plan.get("ticket_url")}
+        if intent.plan.get("ticket")
+        else None,
         "version": intent.version,
         "attempts": intent.attempts,
         "created_at": _when(intent.created_at),
         "updated_at": _when(intent.updated_at),
         "started_at": _when(intent.started_at),
         "next_check_at": _when(intent.next_check_at),
+        "not_before": _when(intent.not_before),
     }
 
 

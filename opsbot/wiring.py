@@ -30,9 +30,9 @@ from workflows.deps import Runtime
 from workflows.errors import ConfigError
 from workflows.executor import Executor
 from workflows.groups import NoGroups
-from workflows.ports import AdapterFactory, FaultSeam
+from workflows.ports import AdapterFactory, Clock, FaultSeam
 from workflows.reconciler import Reconciler
-from workflows.runtime import NoFaults
+from workflows.runtime import NoFaults, SystemClock
 from workflows.service import OpsService
 
 
@@ -48,7 +48,10 @@ class Services:
 
 
 def build_services(
-    settings: Settings, adapters: AdapterFactory | None = None, faults: FaultSeam | None = None
+    settings: Settings,
+    adapters: AdapterFactory | None = None,
+    faults: FaultSeam | None = None,
+    clock: Clock | None = None,
 ) -> Services:
     configure_tracing()
     engine = make_engine(settings.database_url)
@@ -61,6 +64,7 @@ def build_services(
         config=config,
         adapters=adapters or BotoAdapters(endpoint_url=settings.aws_endpoint_url),
         faults=faults or NoFaults(),
+        clock=clock or SystemClock(),
         approval_ttl=settings.approval_ttl_seconds,
         lease_seconds=settings.lease_seconds,
         groups=groups or NoGroups(),

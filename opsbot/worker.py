@@ -135,6 +135,7 @@ def _run_all(svc: Services) -> None:
 def _reconcile(svc: Services) -> float | None:
     """One pass, then sleep until the next check comes due (bounded by the interval)."""
     svc.reconciler.reconcile_due()
+    svc.reconciler.expire_requests()
     with svc.runtime.store.transaction() as tx:
         due = tx.next_check_at()
     return _seconds_until(due, svc.runtime.clock.now()) if due else None

@@ -40,7 +40,7 @@ from workflows.model import (
 )
 from workflows.plan import canonical_json
 from workflows.redaction import redact, redact_text
-from workflows.states import check_transition
+from workflows.states import AWAITING_APPROVAL, check_transition
 from workflows.telemetry import TRANSITIONS
 
 CHECK_HOLD = timedelta(seconds=60)  # how long a reconciler's pass holds the checks it took
@@ -88,6 +88,8 @@ def _intent(row: sa.Row[Any]) -> Intent:
         started_at=as_utc(m["started_at"]),
         reauthorize=bool(m["reauthorize"]),
         traceparent=m["traceparent"],
+        not_before=as_utc(m["not_before"]),
+        windows_waived=bool(m["windows_waived"]),
     )
 
 
@@ -311,6 +313,7 @@ class SqlTx:
             "created_at": new.created_at,
             "updated_at": new.created_at,
             "traceparent": new.traceparent,
+            "not_before": new.not_before,
         }
         try:
             with self._c.begin_nested():
@@ -367,6 +370,8 @@ class SqlTx:
             values.update(attempts=0, started_at=None)
         if move.reauthorize is not None:
             values["reauthorize"] = move.reauthorize
+        if move.windows_waived is not None:
+            values["windows_waived"] = move.windows_waived
         return self._cas(intent, values, *conditions)
 
     def _cas(self, intent: Intent, values: dict[str, Any], *conditions: sa.ColumnElement[bool]) -> Intent:
@@ -588,6 +593,25 @@ class SqlTx:
             .group_by(i.status),
         )
         return {IntentStatus(s): n for s, n in self._c.execute(q)}
+
+    def undecided_requests(self, waiting_since: Mapping[tuple[str, str], datetime], limit: int) -> list[Intent]:
+        """Each awaiting status is a range of ix_intents_status_updated, narrowed per (workflow, environment): the
+        cost follows the requests past their time, not the store's size."""
+        if not waiting_since:
+            return []
+        i, s = t.intents.c, t.steps.c
+        arms = [
+            sa.and_(i.workflow == w, i.environment == e, i.updated_at < before)
+            for (w, e), before in waiting_since.items()
+        ]
+        nothing_ran = ~sa.exists().where(s.intent_id == i.id)
+        q = (
+            sa.select(t.intents)
+            .where(i.status.in_([st.value for st in AWAITING_APPROVAL]), sa.or_(*arms), nothing_ran)
+            .order_by(i.updated_at)
+            .limit(limit)
+        )
+        return [_intent(r) for r in self._c.execute(q)]
 
     def needing_attention(
         self, approvals_before: datetime, converging_before: Mapping[str, datetime], limit: int

@@ -53,6 +53,12 @@ class IntentRow(SQLModel, table=True):
     reauthorize: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
     # W3C trace context of the request: spans of every later run, in any process, join the intent's trace.
     traceparent: str | None = Field(default=None, max_length=64)
+    # The start the request asked for (`at=`); a scheduled intent's next_check_at says when it actually starts.
+    not_before: datetime | None = _ts(nullable=True)
+    # An approver chose Run now: its runs no longer wait for a maintenance window.
+    windows_waived: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
 
 
 class StepRow(SQLModel, table=True):

@@ -96,6 +96,7 @@ def served(
     adapters: Any = None,
     settings_overrides: dict[str, Any] | None = None,
     config_overrides: dict[str, Any] | None = None,
+    clock: Any = None,
     **fake_options: Any,
 ) -> Iterator[Bench]:
     """Start the fake Slack and `opsbot serve`'s HTTP stack on ephemeral ports."""
@@ -112,7 +113,7 @@ def served(
             lease_seconds=30,
             **(settings_overrides or {}),
         )
-        services = build_services(settings, adapters(settings) if adapters else None)
+        services = build_services(settings, adapters(settings) if adapters else None, clock=clock)
         app = slack_app(settings, services)
         server = make_server(app, services.store, SECRET, "127.0.0.1", 0, threads=8)
         closing = threading.Event()

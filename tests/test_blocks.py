@@ -48,8 +48,10 @@ from workflows.model import (
     StepStatus,
 )
 from workflows.plan import Mutation, Plan, canonical_json, sha256_hex
+from workflows.scheduling import Schedule
 from workflows.service import IntentView
 from workflows.states import Action
+from workflows.windows import Opening
 
 GOLDEN = Path(__file__).parent / "golden"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -86,7 +88,10 @@ def plan_dict(**overrides: Any) -> dict[str, Any]:
         fingerprint="f" * 64,
         observed={"source": {"id": "billing-db", "status": "available"}, "replica": None},
     )
-    return {**plan.model_dump(mode="json"), **overrides}
+    dumped = {
+        k: v for k, v in plan.model_dump(mode="json").items() if v is not None or k not in ("ticket", "ticket_url")
+    }
+    return {**dumped, **overrides}
 
 
 def make_intent(status: IntentStatus, **changes: Any) -> Intent:
@@ -258,9 +263,26 @@ def test_every_button_carries_the_intent_version_and_plan_hash() -> None:
             assert (value.intent_id, value.plan_hash, value.version) == (intent.id, intent.plan_hash, 3)
 
 
+def test_a_scheduled_plan_says_when_it_runs_and_offers_run_now_behind_a_confirmation() -> None:
+    """The time left is counted from when the view was read; Run now asks to confirm, Cancel does not."""
+    opens = T0 + timedelta(days=3)
+    intent = make_intent(IntentStatus.SCHEDULED, status_reason="approved by U0APPROVER", next_check_at=opens)
+    window = Opening(opens, opens + timedelta(hours=2), "Sun 02:00-04:00 UTC", "UTC")
+    view = dataclasses.replace(
+        make_view(intent, approvals=[approval(intent, APPROVER)]),
+        schedule=Schedule(opens, window),
+        as_of=opens - timedelta(hours=5, minutes=12),
+    )
+    payload = plan_payload(view)
+    assert action_ids(payload["blocks"]) == [ActionId.RUN_NOW, ActionId.CANCEL]
+    assert "*Scheduled:* runs in the window Sun 02:00-04:00 UTC, in 5 h 12 min" in json.dumps(payload)
+    run_now, cancel = (e for b in payload["blocks"] if b["type"] == "actions" for e in b["elements"])
+    assert "confirm" in run_now and "confirm" not in cancel
+
+
 def test_every_action_and_status_has_a_rendering() -> None:
     """Each guidance action maps to an action id and a label; each status has a human label."""
-    assert set(ACTION_IDS) == set(Action) - {Action.REQUEST, Action.VIEW} == set(ACTION_LABELS)
+    assert set(ACTION_IDS) == set(Action) - {Action.VIEW} == set(ACTION_LABELS)  # request: an expired one's again
     assert all(status_label(s) != s.value for s in IntentStatus)
 
 

@@ -91,3 +91,30 @@ def test_cli_never_interprets_operator_text_as_markup(cli: Run) -> None:
     result = run("intents", "show", "x[/y]")
     assert result.returncode == 2 and "no intent with id 'x[/y]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_schedules_a_start_time_shows_it_and_an_approver_runs_it_now(cli: Run, aws: str) -> None:
+    """`at=` keeps an approved intent scheduled (shown by `intents show`); `run-now` by an approver starts it."""
+    create_source(aws)
+    run = cli
+    req = run(
+        "request",
+        "rds.create-replica",
+        "source=billing-db",
+        "replica=billing-db-r1",
+        "env=prod",
+        "at=2099-01-04T02:00Z",
+        "--actor",
+        "alice",
+    )
+    assert req.returncode == 0, req.stderr
+    intent_id = req.stdout.rsplit("opsbot approve", 1)[1].split()[0]
+    assert run("approve", intent_id, "--plan-hash", plan_hash_in(req.stdout), "--actor", "bob").returncode == 0
+    assert run("reconcile").returncode == 0
+    shown = run("intents", "show", intent_id).stdout
+    assert "scheduled: runs at Sun 4 Jan 02:00 UTC, in " in shown and "(2099-01-04T02:00:00Z)" in shown
+    refused = run("run-now", intent_id, "--reason", "now", "--actor", "carol")
+    assert refused.returncode == 2 and "carol may not run-now" in refused.stderr
+    assert run("run-now", intent_id, "--reason", "the replica is needed today", "--actor", "erin").returncode == 0
+    assert run("reconcile").returncode == 0
+    assert "succeeded" in run("intents", "show", intent_id).stdout

@@ -34,6 +34,8 @@ INTENT_FIELDS = {
     "status_reason",
     "requester",
     "plan_hash",
+    "ticket",
+    "not_before",
     "version",
     "attempts",
     "created_at",

@@ -11,6 +11,7 @@ Defaults, before any `policies.<workflow>.actions` override (nobody acts alone o
 | retry, resume | request + approve roles| yes           | 1 (the run is gated by a valid approval) |
 | compensate    | request + approve roles| no            | 1 (it proposes a compensation plan, approved like any plan) |
 | mark-done     | approve roles          | no            | the policy's approvals|
+| run-now       | approve roles          | no            | 1 (the run is gated by a valid approval) |
 | view          | every role the policy names | yes      | 1                     |
 
 A role holds user ids and Slack user groups; a group is resolved through the `GroupDirectory` when it matters,
@@ -32,7 +33,7 @@ from workflows.ports import GroupDirectory
 from workflows.states import Action
 
 # Actions that lead to execution are refused where the policy no longer allows the environment.
-_EXECUTES = frozenset({Action.REQUEST, Action.APPROVE, Action.RETRY, Action.RESUME, Action.COMPENSATE})
+_EXECUTES = frozenset({Action.REQUEST, Action.APPROVE, Action.RETRY, Action.RESUME, Action.COMPENSATE, Action.RUN_NOW})
 # How a refusal names what was refused, where the action's name reads badly ("approve refused").
 _REFUSED = {Action.APPROVE: "approval", Action.DENY: "denial", Action.VIEW: "viewing"}
 
@@ -88,6 +89,7 @@ def rules(config: OpsConfig, spec: WorkflowDefinition, environment: str) -> Mapp
         Action.RESUME: Rule(Action.RESUME, operators, True, 1),
         Action.COMPENSATE: Rule(Action.COMPENSATE, operators, False, 1),
         Action.MARK_DONE: Rule(Action.MARK_DONE, approve, False, approvals),
+        Action.RUN_NOW: Rule(Action.RUN_NOW, approve, False, 1),
     }
     out = {
         a: _merge(r, policy.actions.get(a), override.actions.get(a) if override else None) for a, r in defaults.items()

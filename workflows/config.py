@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workflows.errors import ConfigError
 from workflows.states import Action
 
+DEFAULT_REQUEST_TTL = timedelta(days=7)  # a request nobody decides on does not wait for ever
 _ENV_VAR = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SLACK_ID = re.compile(r"^[A-Z0-9][A-Za-z0-9._-]{1,63}$")
 # A role member that names a Slack user group: its handle, or its id (Slack's user group ids start with S).
@@ -52,11 +55,83 @@ class DigestConfig(_Strict):
     stale_approval_minutes: int = Field(default=60, ge=1)
 
 
+class TicketRule(_Strict):
+    """A change ticket every request must carry: its id's shape, and where it lives."""
+
+    pattern: str = Field(description="regular expression the whole ticket id must match, e.g. ^[A-Z]+-\\d+$")
+    link: str | None = Field(default=None, description="URL template with {ticket}, e.g. https://jira/browse/{ticket}")
+    required: bool = Field(default=True, description="false: a ticket is optional, but checked when given")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"ticket pattern {value!r} is not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("link")
+    @classmethod
+    def _templated(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(("https://", "http://")) or "{ticket}" not in value):
+            raise ValueError(f"ticket link {value!r} must be an http(s) URL containing {{ticket}}")
+        return value
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WindowRule = Literal["required", "optional"]
+_CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class MaintenanceWindow(_Strict):
+    """A weekly maintenance window: on each of `days`, from `start` to `end` in `timezone` (an end at or before
+    the start is on the next day: 22:00-02:00)."""
+
+    days: tuple[Weekday, ...] = Field(min_length=1)
+    start: time
+    end: time
+    timezone: str = "UTC"
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock_time(cls, value: Any) -> Any:
+        if isinstance(value, time):
+            return value
+        if not isinstance(value, str) or not _CLOCK_TIME.match(value):
+            # YAML reads an unquoted 12:30 as the number 750 (base 60): it must never become 00:12:30.
+            raise ValueError('must be a time of day in quotes, "HH:MM" (24 h), such as "02:00"')
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value != "UTC":
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Berlin, or UTC)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _has_length(self) -> MaintenanceWindow:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time: a window needs a length")
+        return self
+
+
 class Environment(_Strict):
     aws_region: str = "us-east-1"
     production: bool = Field(default=True, description="false relaxes nothing by itself; policies may then do so")
     incident_channel: str | None = None
     databases: dict[str, DatabaseRef] = Field(default_factory=dict)
+    maintenance_windows: tuple[MaintenanceWindow, ...] = Field(
+        default=(), description="changes here run inside these windows, unless a policy says window: optional"
+    )
+    ticket: TicketRule | None = Field(default=None, description="every request here carries a change ticket")
+    expire_after_hours: float | None = Field(
+        default=None, gt=0, description="requests here nobody approves or denies expire after this long"
+    )
 
 
 class ActionRule(_Strict):
@@ -73,6 +148,10 @@ class EnvironmentPolicy(_Strict):
     approve: tuple[str, ...] | None = None
     approvals: int | None = Field(default=None, ge=1, le=5)
     actions: dict[Action, ActionRule] = Field(default_factory=dict)
+    window: WindowRule | None = None
+    scheduled_approval_ttl_hours: float | None = Field(default=None, gt=0, le=24 * 31)
+    ticket: TicketRule | None = Field(default=None, description="this workflow's ticket rule here (over the env's)")
+    expire_after_hours: float | None = Field(default=None, gt=0)
 
 
 class Policy(_Strict):
@@ -82,6 +161,21 @@ class Policy(_Strict):
     environments: tuple[str, ...] | None = None
     actions: dict[Action, ActionRule] = Field(default_factory=dict)
     by_environment: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
+    expire_after_hours: float | None = Field(
+        default=None, gt=0, description="a request nobody approves or denies expires after this long (default 168)"
+    )
+    window: WindowRule | None = Field(
+        default=None,
+        description="required (the default where the environment has maintenance windows): runs only inside "
+        "them; optional: any time",
+    )
+    scheduled_approval_ttl_hours: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 31,
+        description="how long an approval lasts when the intent it approves is scheduled for later (at least the "
+        "usual approval TTL); unset: the usual TTL, so a start after it asks for approval again",
+    )
 
     def roles_named(self) -> set[str]:
         named = {*self.request, *self.approve}
@@ -161,10 +255,19 @@ class OpsConfig(_Strict):
                 if named not in self.environments:
                     raise ValueError(f"policy {workflow!r} names environment {named!r}, which is not defined")
             for env_name, env in self.environments.items():
+                override = policy.by_environment.get(env_name)
+                applies = policy.environments is None or env_name in policy.environments
+                window = (override.window if override else None) or policy.window
+                if applies and window == "required" and not env.maintenance_windows:
+                    raise ValueError(
+                        f"policy {workflow!r} requires a maintenance window in environment {env_name!r}, which "
+                        "declares none (add maintenance_windows to it, or say window: required under by_environment)"
+                    )
+            for env_name, env in self.environments.items():
                 if not env.production or (policy.environments is not None and env_name not in policy.environments):
                     continue
                 override = policy.by_environment.get(env_name)
-                for action in (Action.APPROVE, Action.MARK_DONE):
+                for action in (Action.APPROVE, Action.MARK_DONE, Action.RUN_NOW):
                     rule = (override.actions.get(action) if override else None) or policy.actions.get(action)
                     if rule is not None and rule.requester:
                         raise ValueError(
@@ -176,6 +279,31 @@ class OpsConfig(_Strict):
     def user_groups(self) -> tuple[str, ...]:
         """Every Slack user group a role names, in the order they first appear."""
         return tuple(dict.fromkeys(m for members in self.roles.values() for m in members if is_user_group(m)))
+
+    def request_ttl(self, workflow: str, environment: str) -> timedelta:
+        """How long a request may wait for approval before it expires: the policy's for that environment, the
+        policy's, the environment's, else a week."""
+        policy = self.policies.get(workflow)
+        override = policy.by_environment.get(environment) if policy else None
+        env = self.environments.get(environment)
+        for hours in (
+            override.expire_after_hours if override else None,
+            policy.expire_after_hours if policy else None,
+            env.expire_after_hours if env else None,
+        ):
+            if hours is not None:
+                return timedelta(hours=hours)
+        return DEFAULT_REQUEST_TTL
+
+    def ticket_rule(self, workflow: str, environment: str) -> TicketRule | None:
+        """The change-ticket rule for `workflow` in `environment`: the policy's for that environment, else the
+        environment's own, else none."""
+        policy = self.policies.get(workflow)
+        override = policy.by_environment.get(environment) if policy else None
+        if override is not None and override.ticket is not None:
+            return override.ticket
+        env = self.environments.get(environment)
+        return env.ticket if env else None
 
     def environment(self, name: str) -> Environment:
         try:

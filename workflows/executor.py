@@ -47,8 +47,9 @@ from workflows.model import (
     StepStatus,
 )
 from workflows.outcomes import Absent, Done, Pending, StepOutcome, Unclear
-from workflows.planning import compute_plan, definition_change, plan_items, plan_locks
+from workflows.planning import compute_plan, definition_change, plan_items, plan_locks, ticket_of
 from workflows.ports import StoreTx
+from workflows.scheduling import Schedule, binding_windows, next_start, scheduled_reason, windows_text
 from workflows.steps import PlannedStep, StepRunner, observe, planned_steps, window_start
 from workflows.telemetry import (
     APPROVAL_TO_EFFECT,
@@ -59,6 +60,7 @@ from workflows.telemetry import (
     span,
 )
 from workflows.transitions import transition, waiting_reason
+from workflows.windows import in_words, local_text, next_opening, opening_at
 
 log = structlog.get_logger("opsbot.executor")
 
@@ -84,6 +86,7 @@ class Halt:
     data: tuple[tuple[str, Any], ...] = ()
     new_plan: NewPlan | None = None
     release_locks: bool = False
+    fresh_budget: bool = False  # paused until a later window: its timeout budget starts again there
 
 
 StepResult = dict[str, Any] | Halt  # a completed step's output, or a halt
@@ -103,6 +106,8 @@ class Executor:
         started, waiting = [], []
         with self.rt.store.transaction() as tx:
             for intent in tx.runnable(now, limit):
+                if self._reschedule(tx, intent, now):
+                    continue
                 locks = plan_locks(intent)
                 holder = tx.acquire_locks(intent.id, locks, now)
                 if holder is not None:
@@ -121,6 +126,18 @@ class Executor:
         for workflow in waiting:
             LOCK_WAITS.labels(workflow).inc()
         return started
+
+    def _reschedule(self, tx: StoreTx, intent: Intent, now: datetime) -> bool:
+        """An intent that has not started and may not start now (outside its maintenance window: approved as a
+        window closed, or sent back by an operator) waits for its window, visibly, holding nothing. One that
+        started continues: the run stops before any step that would not fit in the window."""
+        later = next_start(self.rt.config, intent, now)
+        if later is None or tx.steps(intent.id):
+            return False
+        said = {"starts": later.describe(now), "starts_at": later.starts_at.isoformat()}
+        move = Move(S.SCHEDULED, scheduled_reason(later), next_check_at=later.starts_at)
+        transition(tx, intent, move, EventKind.SCHEDULED, self.owner, now, said, release_locks=True)
+        return True
 
     def claimed_reads(self, intent: Intent) -> tuple[list[StepRecord], list[Approval]]:
         """The run's first reads: from the claim's transaction when this executor just claimed it (the lease
@@ -210,6 +227,8 @@ class _Run:
         self.runner = StepRunner()
         self.unflushed: tuple[PlannedStep, StepDone] | None = None  # a success the next write commits
         self.approved_at: datetime | None = None  # set by the gate of a first run: the approval it runs under
+        self.windows = binding_windows(self.rt.config, intent)  # each step must end inside one of these
+        self.touched = False  # set by `_steps`: whether any step of this intent ran before this run
 
     def now(self) -> datetime:
         return self.rt.clock.now()
@@ -223,6 +242,7 @@ class _Run:
     def _steps(self) -> Halt:
         steps, approvals = self.ex.claimed_reads(self.intent)
         records = {r.seq: r for r in steps}
+        self.touched = bool(records)  # a step ran before this run (a compensation's forward steps too)
         gate = self._gate(records, approvals)
         if gate is not None:
             return gate
@@ -246,6 +266,9 @@ class _Run:
                 self.outputs[ps.step.name] = rec.output
                 replayed.append(ps.step.name)
                 continue
+            closing = self._window_closing(ps, rec)
+            if closing is not None:
+                return closing
             result = self._timed_step(ps, rec)
             if isinstance(result, Halt):
                 return result
@@ -263,6 +286,41 @@ class _Run:
                 S.BLOCKED, f"exceeded the workflow's timeout budget of {self.spec.timeout:g}s", EventKind.TIMEOUT
             )
         return None
+
+    def _window_closing(self, ps: PlannedStep, rec: StepRecord | None) -> Halt | None:
+        """A step starts only if its timeout ends inside the maintenance window the run is in. Otherwise the run
+        stops before it, never mid-step, and waits in `scheduled` for the next window long enough for it (a step
+        in flight, started, unknown or converging, is not a new start: it is looked at and finished)."""
+        if not self.windows or (rec is not None and rec.status is not StepStatus.FAILED):
+            return None
+        now, need = self.now(), ps.step.timeout
+        inside = opening_at(self.windows, now)
+        if inside is not None and now + timedelta(seconds=need) <= inside.end:
+            return None
+        step = f"step {ps.step.name} (timeout {in_words(need)})"
+        started = self.touched or bool(self.ids)  # a step ran: the locks stay with the half-done change
+        following = next_opening(self.windows, now, lasting=need)
+        if following is None:  # waits for an approver: Run now, or cancel
+            why = (
+                f"{step} is longer than any maintenance window of {self.intent.environment} "
+                f"({windows_text(self.windows)}), so it cannot start inside one: an approver may Run now, outside "
+                "the windows, or cancel"
+            )
+            return Halt(S.SCHEDULED, why, EventKind.WINDOW_CLOSING, release_locks=not started, fresh_budget=True)
+        if inside is None:
+            why = f"the maintenance window closed before {step} could start"
+        else:
+            why = f"{step} would run past the window's end at {local_text(inside.end, inside.zone)}"
+        later = Schedule(following.start, following)
+        return Halt(
+            S.SCHEDULED,
+            f"{why}; it will continue in the next window: {later.text()}",
+            EventKind.WINDOW_CLOSING,
+            delay=(following.start - now).total_seconds(),
+            data=(("starts", later.describe(now)), ("starts_at", following.start.isoformat())),
+            release_locks=not started,
+            fresh_budget=True,
+        )
 
     def _gate(self, records: dict[int, StepRecord], approvals: list[Any]) -> Halt | None:
         """Before this run touches anything: the workflow is the one planned, and the approval holds now."""
@@ -311,7 +369,13 @@ class _Run:
         """Back to approval with a plan of the world as it is now; nothing ran, so the locks go too."""
         try:
             fresh = compute_plan(
-                self.rt, self.spec, self.params, self.intent.environment, self.intent.requester, self.intent.id
+                self.rt,
+                self.spec,
+                self.params,
+                self.intent.environment,
+                self.intent.requester,
+                self.intent.id,
+                ticket=ticket_of(self.intent.plan),
             )
         except PreconditionFailed as exc:
             return Halt(S.NEEDS_REAPPROVAL, f"the world changed since the plan: {exc}", kind, release_locks=True)
@@ -592,6 +656,7 @@ class _Run:
             next_check_at=now + timedelta(seconds=halt.delay) if halt.delay is not None else None,
             new_plan=halt.new_plan,
             count_attempt=True,
+            fresh_budget=halt.fresh_budget,
         )
         data = {k: v for k, v in halt.data if v not in (None, "", [], {})}
         if halt.new_plan is not None:

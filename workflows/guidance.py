@@ -17,6 +17,8 @@ _EXPLAIN = {
     Action.CANCEL: "stop here; nothing already changed is undone",
     Action.MARK_DONE: "approvers other than the requester record that it was completed by hand (reason required)",
     Action.COMPENSATE: "propose undoing the completed steps that declare a compensation ({steps}); approvers review it",
+    Action.REQUEST: "its requester requests the same change again: a fresh plan, approved like any other",
+    Action.RUN_NOW: "an approver starts it now, outside its maintenance window or before its start time (audited)",
 }
 
 

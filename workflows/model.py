@@ -54,6 +54,7 @@ class EventKind(StrEnum):
     DENY_REFUSED = "deny_refused"
     DUPLICATE_REQUEST = "duplicate_request"
     EXECUTOR_LOST = "executor_lost"
+    EXPIRED = "expired"
     INTERNAL_ERROR = "internal_error"
     LOCK_RELEASED = "lock_released"
     LOCKS_ACQUIRED = "locks_acquired"
@@ -62,10 +63,13 @@ class EventKind(StrEnum):
     REPLANNED = "replanned"
     REQUEST_REFUSED = "request_refused"
     REQUESTED = "requested"
+    REQUESTED_AGAIN = "requested_again"
     REQUEUED = "requeued"
     RESUMED = "resumed"
     RETRIES_EXHAUSTED = "retries_exhausted"
     RETRY = "retry"
+    RUN_NOW = "run_now"
+    SCHEDULED = "scheduled"
     STALE_PLAN = "stale_plan"
     STEP_FAILED = "step_failed"
     STEP_RERUN = "step_rerun"
@@ -77,6 +81,8 @@ class EventKind(StrEnum):
     SUCCEEDED = "succeeded"
     TIMEOUT = "timeout"
     WAITING_FOR_LOCK = "waiting_for_lock"
+    WINDOW_CLOSING = "window_closing"
+    WINDOW_OPENED = "window_opened"
 
 
 class Verdict(StrEnum):
@@ -117,6 +123,8 @@ class Intent:
     started_at: datetime | None = None
     reauthorize: bool = False
     traceparent: str | None = None
+    not_before: datetime | None = None  # the start the request asked for (`at=`); fixed once requested
+    windows_waived: bool = False  # an approver chose Run now: it no longer waits for a maintenance window
 
     @property
     def purpose(self) -> str:
@@ -135,6 +143,7 @@ class NewIntent:
     plan_hash: str
     created_at: datetime
     traceparent: str | None = None  # the request's trace context: later spans join the intent's trace
+    not_before: datetime | None = None  # `at=`: it starts no earlier than this once approved
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +248,7 @@ class Move:
     count_attempt: bool = False  # an executor run ended
     fresh_budget: bool = False  # an operator sent it back: new timeout budget and requeue count
     reauthorize: bool | None = None
+    windows_waived: bool | None = None  # True: Run now; False: a new plan waits for its windows again
 
 
 @dataclass(frozen=True, slots=True)

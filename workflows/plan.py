@@ -58,9 +58,13 @@ class Plan(BaseModel):
     requested_by: str = ""
     definition: str = Field(default="", description="fingerprint of the workflow definition the plan was made for")
     steps: tuple[str, ...] = Field(default=(), description="the definition's steps, to say what changed")
+    ticket: str | None = Field(default=None, description="the change ticket the request carries")
+    ticket_url: str | None = None
 
     def canonical(self) -> str:
-        return canonical_json(self.model_dump(mode="json"))
+        # A plan without a ticket hashes as plans did before tickets existed.
+        unset = {name for name in ("ticket", "ticket_url") if getattr(self, name) is None}
+        return canonical_json(self.model_dump(mode="json", exclude=unset))
 
     @property
     def hash(self) -> str:

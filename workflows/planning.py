@@ -15,6 +15,7 @@ from workflows.errors import DefinitionError, InvalidInput, PreconditionFailed, 
 from workflows.model import Intent, StepRecord, StepStatus
 from workflows.plan import Mutation, Plan, PlanPurpose, fingerprint
 from workflows.steps import COMPENSATION_SEQ_BASE, compensations
+from workflows.tickets import Ticket
 
 LOCK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}:[^\s]{1,160}$")
 
@@ -45,6 +46,7 @@ def compute_plan(
     environment: str,
     requested_by: str = "",
     intent_id: str | None = None,
+    ticket: Ticket | None = None,
 ) -> Plan:
     env = rt.config.environment(environment)
     ctx = PreflightContext(params=params, environment=environment, env=env, adapters=rt.adapters, now=rt.clock.now())
@@ -78,7 +80,15 @@ def compute_plan(
         requested_by=requested_by,
         definition=spec.definition.hash,
         steps=spec.definition.steps,
+        ticket=ticket.id if ticket else None,
+        ticket_url=ticket.url if ticket else None,
     )
+
+
+def ticket_of(plan: dict[str, Any]) -> Ticket | None:
+    """The change ticket an earlier plan carried: a re-plan carries it on."""
+    given = plan.get("ticket")
+    return Ticket(str(given), plan.get("ticket_url")) if given else None
 
 
 def conflicts(rt: Runtime, locks: tuple[str, ...], intent_id: str | None = None) -> tuple[str, ...]:

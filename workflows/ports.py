@@ -131,6 +131,11 @@ class StoreTx(Protocol):
         """Open intents by status, and those that reached a final status since `ended_since`."""
         ...
 
+    def undecided_requests(self, waiting_since: Mapping[tuple[str, str], datetime], limit: int) -> list[Intent]:
+        """Requests awaiting approval with nothing run yet, of each (workflow, environment) in `waiting_since`,
+        that have waited since before its time there; longest waiting first."""
+        ...
+
     def needing_attention(
         self, approvals_before: datetime, converging_before: Mapping[str, datetime], limit: int
     ) -> tuple[list[Intent], int]:

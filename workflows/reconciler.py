@@ -8,13 +8,25 @@ from typing import Any
 
 import structlog
 
+from workflows.authorization import check_approvals
 from workflows.context import StepContext
 from workflows.deps import Runtime
 from workflows.errors import ConcurrentModification, PermanentError
-from workflows.model import EventDraft, EventKind, Intent, IntentStatus, Move, StepRecord, StepStatus, Verdict
+from workflows.model import (
+    EventDraft,
+    EventKind,
+    Intent,
+    IntentStatus,
+    Mode,
+    Move,
+    StepRecord,
+    StepStatus,
+    Verdict,
+)
 from workflows.outcomes import Absent, Done, Unclear
 from workflows.planning import definition_change, plan_items
-from workflows.steps import observe, planned_steps, window_start
+from workflows.scheduling import expired_hint, next_start, scheduled_reason, start_text
+from workflows.steps import COMPENSATION_SEQ_BASE, observe, planned_steps, window_start
 from workflows.telemetry import TAKEOVERS, UNKNOWN_OUTCOMES, span
 from workflows.transitions import transition
 
@@ -30,6 +42,7 @@ _VERDICTS = {
     S.CONVERGING: Verdict.CONVERGING,
     S.APPROVED: Verdict.RETRYABLE,
     S.WAITING: Verdict.RETRYABLE,
+    S.SCHEDULED: Verdict.RETRYABLE,
     S.RUNNING: Verdict.RETRYABLE,
     S.RETRYABLE: Verdict.RETRYABLE,
     S.BLOCKED: Verdict.BLOCKED,
@@ -74,6 +87,28 @@ class Reconciler:
                 continue  # another process moved it first; it is theirs this round
         return results
 
+    def expire_requests(self, now: datetime | None = None, limit: int = 200) -> list[Intent]:
+        """Requests nobody approved or denied within their policy's time, before anything ran, end EXPIRED; each
+        (workflow, environment) is asked only for those past its own time."""
+        now = now or self.rt.clock.now()
+        with self.rt.store.transaction() as tx:
+            due = tx.undecided_requests(request_deadlines(self.rt, now), limit)
+        expired = []
+        for intent in due:
+            ttl = self.rt.config.request_ttl(intent.workflow, intent.environment)
+            why = (
+                f"nobody approved or denied it within {duration_words(ttl)}; nothing ran. "
+                "Its requester can request it again"
+            )
+            try:
+                with self.rt.store.transaction() as tx:
+                    data = {"waited_hours": round(ttl.total_seconds() / 3600, 2)}
+                    move = Move(S.EXPIRED, why)
+                    expired.append(transition(tx, intent, move, EventKind.EXPIRED, self.actor, now, data))
+            except ConcurrentModification:
+                continue  # approved, denied or cancelled meanwhile: it was decided after all
+        return expired
+
     def _classify(self, intent: Intent, now: datetime) -> Classification:
         status = intent.status
         if status is S.RUNNING:
@@ -86,7 +121,29 @@ class Reconciler:
             return self._move(intent, now, S.APPROVED, "retrying after a transient failure", EventKind.REQUEUED)
         if status in (S.CONVERGING, S.UNKNOWN):
             return self._observe(intent, now)
+        if status is S.SCHEDULED:
+            return self._start_scheduled(intent, now)
         return self._move(intent, now, status, intent.status_reason or "", None)
+
+    def _start_scheduled(self, intent: Intent, now: datetime) -> Classification:
+        """Its start came: it runs if its window is open and, before a first run, its approval still holds."""
+        later = next_start(self.rt.config, intent, now)
+        if later is not None:  # the window passed while nothing ran (or the windows changed): the next one
+            reason = f"its start passed before it could run; {scheduled_reason(later)}"
+            delay = (later.starts_at - now).total_seconds()
+            return self._move(intent, now, S.SCHEDULED, reason, EventKind.SCHEDULED, delay)
+        opened = start_text(self.rt.config, intent, now)
+        with self.rt.store.transaction() as tx:
+            records, approvals = tx.steps(intent.id), tx.approvals(intent.id)
+        first = not records or (intent.mode is Mode.COMPENSATE and all(r.seq < COMPENSATION_SEQ_BASE for r in records))
+        if first or intent.reauthorize:  # the executor's gate wants an unexpired approval: say so plainly now
+            spec = self.rt.registry.get(intent.workflow)
+            check = check_approvals(self.rt.config, spec, intent, approvals, now, fresh=True, groups=self.rt.groups)
+            if not check.ok:
+                hint = expired_hint(self.rt.config, intent, self.rt.approval_ttl)
+                reason = f"{opened}, but the approval no longer holds: {check.reason}{hint}; approve again to run it"
+                return self._move(intent, now, S.NEEDS_REAPPROVAL, reason, EventKind.APPROVAL_EXPIRED)
+        return self._move(intent, now, S.APPROVED, f"{opened}; starting", EventKind.WINDOW_OPENED)
 
     def _executor_lost(self, intent: Intent, now: datetime) -> Classification:
         reason = f"executor {intent.lease_owner} stopped renewing its lease; resuming from checkpoints"
@@ -187,3 +244,22 @@ class Reconciler:
         verdict = verdict_of(status) or Verdict.BLOCKED
         log.info("reconciled", intent_id=intent.id, verdict=verdict.value, reason=reason)
         return Classification(intent.id, intent.workflow, verdict, status, reason)
+
+
+def request_deadlines(rt: Runtime, now: datetime, ahead: timedelta = timedelta(0)) -> dict[tuple[str, str], datetime]:
+    """For every workflow in every environment: a request waiting since before this expires by `now + ahead`."""
+    return {
+        (spec.name, env): now + ahead - rt.config.request_ttl(spec.name, env)
+        for spec in rt.registry
+        for env in rt.config.environments
+    }
+
+
+def duration_words(span: timedelta) -> str:
+    """`72 h`, `30 min`, `7 days`: how an operator says a policy's time."""
+    seconds = span.total_seconds()
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min"

@@ -43,10 +43,20 @@ from workflows.model import (
     StepStatus,
 )
 from workflows.plan import canonical_json, sha256_hex
-from workflows.planning import compensation_plan, compute_plan, parse_params, plan_locks
+from workflows.planning import compensation_plan, compute_plan, parse_params, plan_locks, ticket_of
 from workflows.ports import StoreTx
+from workflows.scheduling import (
+    Schedule,
+    approval_ttl,
+    check_start,
+    next_start,
+    scheduled_reason,
+    shown_schedule,
+    take_start,
+)
 from workflows.states import Action
 from workflows.telemetry import REQUEST_TO_APPROVAL, span, traceparent
+from workflows.tickets import check_ticket, take_ticket
 from workflows.transitions import transition
 
 log = structlog.get_logger("opsbot.service")
@@ -73,6 +83,8 @@ class IntentView:
     guidance: Guidance
     approvals_needed: int
     holders: tuple[LockHolder, ...] = ()  # who holds the resources it waits for
+    schedule: Schedule | None = None  # when it starts, if it waits (or would wait, once approved)
+    as_of: datetime | None = None  # when this view was read: "in 5 h 12 min" is counted from here
 
 
 class OpsService:
@@ -99,16 +111,23 @@ class OpsService:
         self._require(
             spec, environment, Action.REQUEST, actor, (), None, {"workflow": workflow, "environment": environment}
         )
+        raw, given = take_ticket(raw)
+        ticket = check_ticket(self.rt.config, spec.name, environment, given)
+        raw, at = take_start(raw)
+        not_before = check_start(self.rt.config, spec.name, environment, at, self.rt.clock.now())
         params = parse_params(spec, raw)
         canonical = params.model_dump(mode="json")
-        key = idempotency_key or "auto:" + sha256_hex(canonical_json([workflow, environment, canonical]))[:32]
+        asked = [workflow, environment, canonical, *([ticket.id] if ticket else [])]
+        if not_before is not None:
+            asked.append(not_before.isoformat())
+        key = idempotency_key or "auto:" + sha256_hex(canonical_json(asked))[:32]
         with self.rt.store.transaction() as tx:
             existing = tx.get_intent_by_key(key)
         # A derived key dedupes reruns of a request still in flight; once that intent is over, asking again
         # is a new operation. An explicit key (CI) is honoured forever.
         if existing is not None and (idempotency_key is not None or not existing.status.terminal):
-            return self._duplicate(existing, workflow, canonical, environment, actor)
-        plan = compute_plan(self.rt, spec, params, environment, actor)
+            return self._duplicate(existing, workflow, canonical, environment, actor, not_before)
+        plan = compute_plan(self.rt, spec, params, environment, actor, ticket=ticket)
         now = self.rt.clock.now()
         new = NewIntent(
             IntentId(self.rt.ids.new_id()),
@@ -121,6 +140,7 @@ class OpsService:
             plan.hash,
             now,
             traceparent(),
+            not_before,
         )
         with self.rt.store.transaction() as tx:
             if existing is not None:
@@ -128,19 +148,46 @@ class OpsService:
             intent = tx.insert_intent(new)
             if intent is not None:
                 data = {"workflow": workflow, "params": canonical, "environment": environment, "plan_hash": plan.hash}
+                if ticket is not None:
+                    data["ticket"] = ticket.id
+                if not_before is not None:
+                    data["at"] = not_before.isoformat()
                 tx.append_event(self._event(EventKind.REQUESTED, actor, data, new.id), now)
         if intent is None:  # lost a race with an identical request
             with self.rt.store.transaction() as tx:
                 raced = tx.get_intent_by_key(key)
             assert raced is not None
-            return self._duplicate(raced, workflow, canonical, environment, actor)
+            return self._duplicate(raced, workflow, canonical, environment, actor, not_before)
         log.info("intent_requested", intent_id=intent.id, workflow=workflow, plan_hash=plan.hash[:12])
         return RequestResult(intent, created=True)
 
+    def request_again(self, intent_id: str, actor: str, reason: str = "") -> Intent:
+        """An expired request, asked for again by its requester in one step: the same workflow, parameters,
+        environment and ticket, planned afresh as a new intent (anyone who may request can also type it)."""
+        intent = self._offered(intent_id, Action.REQUEST, actor)
+        if actor != intent.requester:
+            raise PermissionDenied(
+                f"only its requester (@{intent.requester}) can request `{intent.id}` again in one step; "
+                f"anyone who may request {intent.workflow} can type the request"
+            )
+        raw = {**intent.params, **({"ticket": intent.plan["ticket"]} if intent.plan.get("ticket") else {})}
+        again = self.request(intent.workflow, raw, intent.environment, actor).intent
+        with self.rt.store.transaction() as tx:
+            data = {"new_intent": again.id, "why": reason or "requested again"}
+            tx.append_event(self._event(EventKind.REQUESTED_AGAIN, actor, data, intent.id), self.rt.clock.now())
+        return again
+
     def _duplicate(
-        self, existing: Intent, workflow: str, params: dict[str, Any], env: str, actor: str
+        self,
+        existing: Intent,
+        workflow: str,
+        params: dict[str, Any],
+        env: str,
+        actor: str,
+        not_before: datetime | None = None,
     ) -> RequestResult:
-        if (existing.workflow, existing.params, existing.environment) != (workflow, params, env):
+        asked = (workflow, params, env, not_before)
+        if (existing.workflow, existing.params, existing.environment, existing.not_before) != asked:
             raise InvalidInput(f"idempotency key already used by intent {existing.id} for a different request")
         with self.rt.store.transaction() as tx:
             data = {"status": existing.status.value}
@@ -157,7 +204,7 @@ class OpsService:
     def _approve(self, intent: Intent, actor: str, plan_hash: str) -> Intent:
         spec = self.rt.registry.get(intent.workflow)
         if not intent.status.awaiting_approval:
-            if intent.status in (S.APPROVED, S.WAITING, S.RUNNING):
+            if intent.status in (S.APPROVED, S.SCHEDULED, S.WAITING, S.RUNNING):
                 raise InvalidTransition(f"intent {intent.id} is already approved ({intent.status.value})")
             raise InvalidTransition(f"intent {intent.id} is {intent.status.value}; there is nothing to approve")
         self._check_hash(intent, actor, plan_hash)
@@ -172,17 +219,20 @@ class OpsService:
                         raise StalePlan("the plan changed while you were approving it; review it again")
                     if not current.status.awaiting_approval:
                         return current
-                    expires = now + timedelta(seconds=self.rt.approval_ttl)
+                    later = next_start(self.rt.config, current, now)  # where it goes once approved
+                    ttl = approval_ttl(self.rt.config, current, later, self.rt.approval_ttl)
+                    expires = now + timedelta(seconds=ttl)
                     tx.add_approval(Approval(intent.id, actor, current.plan_hash, Decision.APPROVE, now, expires))
                     data = {"plan_hash": current.plan_hash}
                     tx.append_event(self._event(EventKind.APPROVED, actor, data, intent.id), now)
+                    approvals = tx.approvals(intent.id)
                     check = check_approvals(
-                        self.rt.config, spec, current, tx.approvals(intent.id), now, fresh=True, groups=self.rt.groups
+                        self.rt.config, spec, current, approvals, now, fresh=True, groups=self.rt.groups
                     )
                     if not check.ok:
                         return current
-                    move = Move(S.APPROVED, f"approved by {', '.join(check.approvers)}")
-                    moved = transition(tx, current, move, None, actor, now)
+                    move, kind, said = _approved_move(current, check.approvers, approvals, later, now)
+                    moved = transition(tx, current, move, kind, actor, now, said)
                 REQUEST_TO_APPROVAL.labels(intent.workflow).observe((now - intent.created_at).total_seconds())
                 return moved
             except ConcurrentModification:
@@ -227,7 +277,9 @@ class OpsService:
         if intent.status is S.NEEDS_REAPPROVAL:
             spec = self.rt.registry.get(intent.workflow)
             params = spec.params.model_validate(intent.params)
-            plan = compute_plan(self.rt, spec, params, intent.environment, intent.requester)
+            plan = compute_plan(
+                self.rt, spec, params, intent.environment, intent.requester, ticket=ticket_of(intent.plan)
+            )
             move = Move(S.PENDING_APPROVAL, reason, new_plan=NewPlan(plan.model_dump(mode="json"), plan.hash))
             return self._act(intent, move, EventKind.REPLANNED, actor)
         return self._reexecute(intent, actor, reason, EventKind.RETRY)
@@ -258,11 +310,26 @@ class OpsService:
             new_plan=NewPlan(plan.model_dump(mode="json"), plan.hash),
             fresh_budget=True,
             reauthorize=False,
+            windows_waived=False,  # a new plan: its run keeps to the maintenance windows unless waived again
         )
         return self._act(intent, move, EventKind.COMPENSATION_REQUESTED, actor)
 
+    def run_now(self, intent_id: str, actor: str, reason: str) -> Intent:
+        """Start a scheduled intent now, outside its maintenance window or before its start (approver role);
+        its runs no longer wait for a window, and the run is still gated by an approval that holds now."""
+        intent = self._offered(intent_id, Action.RUN_NOW, actor)
+        if not self._agreed(intent, Action.RUN_NOW, actor, reason):
+            return intent
+        return self._reexecute(intent, actor, reason, EventKind.RUN_NOW, windows_waived=True)
+
     def _reexecute(
-        self, intent: Intent, actor: str, reason: str, kind: EventKind, reopen_windows: bool = False
+        self,
+        intent: Intent,
+        actor: str,
+        reason: str,
+        kind: EventKind,
+        reopen_windows: bool = False,
+        windows_waived: bool | None = None,
     ) -> Intent:
         """Back to execution, under an approval that holds *now*; otherwise ask for a new one, saying why."""
         spec = self.rt.registry.get(intent.workflow)
@@ -271,10 +338,10 @@ class OpsService:
             approvals = tx.approvals(intent.id)
         check = check_approvals(self.rt.config, spec, intent, approvals, now, fresh=True, groups=self.rt.groups)
         if check.ok:
-            move = Move(S.APPROVED, reason, fresh_budget=True, reauthorize=True)
+            move = Move(S.APPROVED, reason, fresh_budget=True, reauthorize=True, windows_waived=windows_waived)
             return self._act(intent, move, kind, actor, reopen_windows=reopen_windows)
         why = f"{reason} — needs a new approval first: {check.reason}"
-        move = Move(S.NEEDS_REAPPROVAL, why, fresh_budget=True, reauthorize=True)
+        move = Move(S.NEEDS_REAPPROVAL, why, fresh_budget=True, reauthorize=True, windows_waived=windows_waived)
         return self._act(intent, move, kind, actor, reopen_windows=reopen_windows)
 
     # reading -------------------------------------------------------------------------------------
@@ -288,6 +355,7 @@ class OpsService:
         with self.rt.store.transaction() as tx:
             steps, approvals, events = tx.steps(intent.id), tx.approvals(intent.id), tx.events(intent.id)
             holders = tx.lock_holders(plan_locks(intent)) if intent.status is S.WAITING else []
+        now = self.rt.clock.now()
         return IntentView(
             intent,
             tuple(steps),
@@ -296,6 +364,8 @@ class OpsService:
             guidance(intent, spec, steps),
             rule(self.rt.config, spec, intent.environment, Action.APPROVE).people,
             tuple(h for h in holders if h.intent_id != intent.id),
+            shown_schedule(self.rt.config, intent, now),
+            now,
         )
 
     def list(self, status: IntentStatus | None = None, limit: int = 50) -> list[Intent]:
@@ -401,6 +471,19 @@ class OpsService:
             raise InvalidTransition(f"intent {intent.id} changed while you acted; look at it again") from None
         log.info("intent_transition", intent_id=intent.id, kind=kind, to=move.to.value)
         return moved
+
+
+def _approved_move(
+    intent: Intent, approvers: tuple[str, ...], approvals: list[Approval], later: Schedule | None, now: datetime
+) -> tuple[Move, EventKind | None, dict[str, Any]]:
+    """Approved: to run now, or scheduled for its start, saying whether the approval will still hold then."""
+    by = f"approved by {', '.join(approvers)}"
+    if later is None:
+        return Move(S.APPROVED, by), None, {}
+    holds = [a.expires_at for a in approvals if a.actor in approvers and a.valid_for(intent.plan_hash, now)]
+    reason = f"{by}; {scheduled_reason(later, min(holds, default=None))}"
+    said = {"starts": later.describe(now), "starts_at": later.starts_at.isoformat()}
+    return Move(S.SCHEDULED, reason, next_check_at=later.starts_at), EventKind.SCHEDULED, said
 
 
 def _reopen_windows(tx: StoreTx, intent: Intent, now: datetime) -> None:

@@ -20,6 +20,7 @@ class IntentStatus(StrEnum):
     PENDING_APPROVAL = "pending_approval"
     NEEDS_REAPPROVAL = "needs_reapproval"
     APPROVED = "approved"
+    SCHEDULED = "scheduled"
     WAITING = "waiting"
     RUNNING = "running"
     CONVERGING = "converging"
@@ -31,6 +32,7 @@ class IntentStatus(StrEnum):
     SUCCEEDED = "succeeded"
     DENIED = "denied"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
     MARKED_DONE = "marked_done"
     COMPENSATED = "compensated"
 
@@ -62,6 +64,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     MARK_DONE = "mark-done"
     COMPENSATE = "compensate"
+    RUN_NOW = "run-now"
     VIEW = "view"
 
 
@@ -85,21 +88,28 @@ _ROWS = (
     State(
         S.PENDING_APPROVAL,
         "planned; waiting for enough approvers to approve this exact plan",
-        frozenset({S.APPROVED, S.DENIED, S.CANCELLED}),
+        frozenset({S.APPROVED, S.SCHEDULED, S.DENIED, S.CANCELLED, S.EXPIRED}),
         (A.APPROVE, A.DENY, A.CANCEL),
     ),
     State(
         S.NEEDS_REAPPROVAL,
         "the approval expired, the world or the workflow changed, or an approver lost the role: approve again",
-        frozenset({S.APPROVED, S.PENDING_APPROVAL, S.DENIED, S.CANCELLED, S.MARKED_DONE}),
+        frozenset({S.APPROVED, S.SCHEDULED, S.PENDING_APPROVAL, S.DENIED, S.CANCELLED, S.MARKED_DONE, S.EXPIRED}),
         (A.APPROVE, A.DENY, A.RETRY, A.CANCEL, A.MARK_DONE),
         needs_human=True,
     ),
     State(
         S.APPROVED,
         "approved; an executor picks it up within a second",
-        frozenset({S.RUNNING, S.WAITING, S.CANCELLED}),
+        frozenset({S.RUNNING, S.WAITING, S.SCHEDULED, S.CANCELLED}),  # scheduled: outside its window
         (A.CANCEL,),
+    ),
+    State(
+        S.SCHEDULED,
+        "approved; waits for its start time or its maintenance window to open, then starts by itself "
+        "(or, when no window is long enough for its next step, for an approver to run it now)",
+        frozenset({S.APPROVED, S.SCHEDULED, S.NEEDS_REAPPROVAL, S.CANCELLED}),
+        (A.RUN_NOW, A.CANCEL),
     ),
     State(
         S.WAITING,
@@ -121,6 +131,7 @@ _ROWS = (
                 S.RETRYABLE,
                 S.CONVERGING,
                 S.NEEDS_REAPPROVAL,
+                S.SCHEDULED,  # the next step would run past its maintenance window's end
                 S.APPROVED,  # taken over after its executor died
             }
         ),
@@ -184,6 +195,14 @@ _ROWS = (
         "stopped by an operator; nothing already changed was undone",
         frozenset({S.PENDING_APPROVAL}),
         (A.COMPENSATE,),
+        terminal=True,
+    ),
+    State(
+        S.EXPIRED,
+        "nobody approved or denied it in the time its policy allows, before anything ran; its requester can "
+        "request it again",
+        frozenset(),
+        (A.REQUEST,),
         terminal=True,
     ),
     State(S.MARKED_DONE, "closed by approvers who completed or verified it by hand", frozenset(), terminal=True),

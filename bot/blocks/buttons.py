@@ -22,6 +22,8 @@ ACTION_IDS: MappingProxyType[Action, ActionId] = MappingProxyType(
         Action.CANCEL: ActionId.CANCEL,
         Action.MARK_DONE: ActionId.MARK_DONE,
         Action.COMPENSATE: ActionId.COMPENSATE,
+        Action.RUN_NOW: ActionId.RUN_NOW,
+        Action.REQUEST: ActionId.REQUEST_AGAIN,  # offered by an expired request, to its requester
     }
 )
 ACTION_LABELS: MappingProxyType[Action, str] = MappingProxyType(
@@ -33,6 +35,8 @@ ACTION_LABELS: MappingProxyType[Action, str] = MappingProxyType(
         Action.CANCEL: "Cancel",
         Action.MARK_DONE: "Mark done",
         Action.COMPENSATE: "Compensate",
+        Action.RUN_NOW: "Run now",
+        Action.REQUEST: "Request again",
     }
 )
 _FORWARD = (Action.RESUME, Action.RETRY)  # the first of these offered is the primary button
@@ -85,6 +89,13 @@ def recovery_buttons(intent: Intent, offered: Sequence[Action]) -> list[Block]:
                 f"Compensation runs the undo of every completed step of {intent.workflow} that declares one.",
                 "Compensate",
                 style="danger",
+            )
+        if action is Action.RUN_NOW:
+            confirm = confirm_dialog(
+                "Run it now?",
+                f"{intent.workflow} in {intent.environment} starts now, without waiting for its maintenance window "
+                "or start time. Your choice is recorded in the audit log.",
+                "Run now",
             )
         out.append(button(ACTION_LABELS[action], ACTION_IDS[action], value, style=style, confirm=confirm))
     return out

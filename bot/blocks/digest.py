@@ -13,6 +13,7 @@ from bot.blocks.text import channel_link, clean, clipped, code, duration, link
 from workflows.model import IntentStatus
 
 MAX_ITEMS = 30  # attention items shown one block each; the rest are counted
+EXPIRING_ITEMS = 10  # requests about to expire, shown one block each
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class AttentionItem:
     reason: str
     age_seconds: float
     permalink: str | None = None
+    ticket: str | None = None  # mrkdwn: the change ticket, linked
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class Digest:
     attention: tuple[AttentionItem, ...] = ()
     audit_head: str = ""  # "<seq>:<sha256>" of the newest audit event: evidence kept outside the database
     more: int = 0  # how many more need attention than `attention` lists
+    expiring: tuple[AttentionItem, ...] = ()  # requests that expire before the next digest unless decided
 
 
 def _counts(digest: Digest) -> str:
@@ -50,6 +53,7 @@ def _counts(digest: Digest) -> str:
 def _item(item: AttentionItem) -> Block:
     name = link(item.permalink, f"*{clipped(item.workflow, 200)}*")
     head = f"{status_emoji(item.status)} {name} {code(item.intent_id, 60)} · {status_label(item.status)}"
+    head += f" · {item.ticket}" if item.ticket else ""
     return section(f"{head} · for {duration(item.age_seconds)}\n{clipped(item.reason, 1500) or '_no reason recorded_'}")
 
 
@@ -71,6 +75,9 @@ def render_digest(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
             blocks.append(context([f"_…and {waiting - len(shown)} more; `opsbot intents list` shows them all_"]))
     else:
         blocks.append(section(":sparkles: Nothing needs attention."))
+    if digest.expiring:
+        blocks.append(section(f"*About to expire ({len(digest.expiring)})*: approve or deny them, or let them go"))
+        blocks.extend(_item(item) for item in digest.expiring[:EXPIRING_ITEMS])
     if digest.audit_head:
         blocks.append(
             context(

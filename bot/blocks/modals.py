@@ -13,6 +13,7 @@ from bot.blocks.text import bounded, clipped, code
 from bot.ids import FIELD_ACTION, REASON_ACTION, BlockId, CallbackId, ModalMeta
 from workflows.authoring import WorkflowDefinition as WorkflowSpec
 from workflows.redaction import redact
+from workflows.tickets import TICKET
 
 REASON_MAX = 2000
 
@@ -95,8 +96,11 @@ def _environment(environments: list[str]) -> Block:
     return input_block(BlockId.ENVIRONMENT.value, "Environment", element)
 
 
-def render_request_modal(spec: WorkflowSpec, environments: list[str], meta: ModalMeta) -> dict[str, Any]:
-    """A request form for `spec`: one text input per field of its input model, plus the environment."""
+def render_request_modal(
+    spec: WorkflowSpec, environments: list[str], meta: ModalMeta, tickets: str | None = None
+) -> dict[str, Any]:
+    """A request form for `spec`: one text input per field of its input model, plus the environment, and the change
+    ticket when an environment asks for one (`tickets`: the rules, e.g. "prod: ^[A-Z]+-\\d+$")."""
     schema = spec.params.model_json_schema()
     props: dict[str, Any] = schema.get("properties", {})
     defs: dict[str, Any] = schema.get("$defs", {})
@@ -110,6 +114,9 @@ def render_request_modal(spec: WorkflowSpec, environments: list[str], meta: Moda
         ),
         _environment(environments),
     ]
+    if tickets:
+        element = text_input(FIELD_ACTION, placeholder="e.g. OPS-123", max_length=64)
+        blocks.append(input_block(TICKET, "Change ticket", element, hint=bounded(tickets, 1000), optional=True))
     for name, info in spec.params.model_fields.items():
         prop = props.get(info.alias or name, {})
         blocks.append(_field_input(name, info, _schema_of(prop, defs) if isinstance(prop, dict) else {}))

@@ -21,9 +21,9 @@ from bot.blocks.kit import (
     section,
 )
 from bot.blocks.status import status_badge, status_label
-from bot.blocks.text import MAX_ITEMS, bullets, clean, clipped, code, mention, slack_date
+from bot.blocks.text import MAX_ITEMS, bullets, clean, clipped, code, mention, slack_date, ticket_text
 from workflows.authoring import Risk
-from workflows.model import JSON, Approval, Decision
+from workflows.model import JSON, Approval, Decision, IntentStatus
 from workflows.service import IntentView
 
 _LIST = SECTION_TEXT - 40  # a titled bullet list section
@@ -118,6 +118,15 @@ def _status_line(view: IntentView) -> str:
     return status_badge(intent.status) + (f" — {clipped(reason, _REASON)}" if reason else "")
 
 
+def _schedule_line(view: IntentView) -> str:
+    """When it starts, counted from when the view was read: `Scheduled: runs in the window …, in 5 h 12 min`."""
+    schedule, now = view.schedule, view.as_of
+    if schedule is None or now is None:
+        return ""
+    head = "Scheduled" if view.intent.status is IntentStatus.SCHEDULED else "Once approved"
+    return f"\n:calendar: *{head}:* {clipped(schedule.describe(now), 300)} ({slack_date(schedule.starts_at)})"
+
+
 def _plan_sections(facts: PlanFacts) -> list[Block]:
     limits = f"\n_Limits:_ {clipped(facts.rollback_limits, 800)}" if facts.rollback_limits else ""
     return [
@@ -141,7 +150,7 @@ def render_plan_message(view: IntentView, summary: str, risk: Risk) -> list[dict
     approvals = current_approvals(view)
     blocks: list[Block] = [
         header(intent.workflow),
-        section(f"{clipped(summary, 1000)}\n{_status_line(view)}"),
+        section(f"{clipped(summary, 1000)}\n{_status_line(view)}{_schedule_line(view)}"),
         *fields(
             [
                 ("Requested by", mention(intent.requester)),
@@ -150,6 +159,7 @@ def render_plan_message(view: IntentView, summary: str, risk: Risk) -> list[dict
                 ("Approvals", f"{len(approvals)}/{view.approvals_needed}"),
                 ("Plan", code(intent.plan_hash[:12])),
                 ("Approval valid until", _expiry(approvals)),
+                *([("Change ticket", ticket)] if (ticket := ticket_text(intent.plan)) else []),
             ]
         ),
         *_plan_sections(PlanFacts.read(intent.plan)),

@@ -15,6 +15,7 @@ _BADGES: MappingProxyType[IntentStatus, tuple[str, str]] = MappingProxyType(
         S.PENDING_APPROVAL: (":hourglass_flowing_sand:", "Pending approval"),
         S.NEEDS_REAPPROVAL: (":warning:", "Needs re-approval"),
         S.APPROVED: (":white_check_mark:", "Approved, queued to run"),
+        S.SCHEDULED: (":calendar:", "Scheduled"),
         S.WAITING: (":lock:", "Waiting for a resource"),
         S.RUNNING: (":gear:", "Running"),
         S.CONVERGING: (":hourglass:", "Converging"),
@@ -26,6 +27,7 @@ _BADGES: MappingProxyType[IntentStatus, tuple[str, str]] = MappingProxyType(
         S.SUCCEEDED: (":large_green_circle:", "Succeeded"),
         S.DENIED: (":no_entry:", "Denied"),
         S.CANCELLED: (":heavy_multiplication_x:", "Cancelled"),
+        S.EXPIRED: (":hourglass:", "Expired: nobody decided in time"),
         S.MARKED_DONE: (":ballot_box_with_check:", "Marked done"),
         S.COMPENSATED: (":leftwards_arrow_with_hook:", "Compensated"),
     }

@@ -135,6 +135,14 @@ def link(url: str | None, label: str) -> str:
     return f"<{url}|{label.replace('|', '/')}>"
 
 
+def ticket_text(plan: object) -> str | None:
+    """A plan's change ticket as mrkdwn, linked when the rule gives a link (None when it carries no ticket)."""
+    if not isinstance(plan, dict) or not plan.get("ticket"):
+        return None
+    url = plan.get("ticket_url")
+    return link(url if isinstance(url, str) else None, code(plan["ticket"], 80))
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 

@@ -22,6 +22,7 @@ from bot.blocks.text import (
     pairs,
     shown,
     slack_date,
+    ticket_text,
     truncate_mrkdwn,
 )
 from workflows.model import AuditEvent, StepRecord, StepStatus
@@ -82,6 +83,10 @@ _NOTABLE: dict[str, _Notable] = {
     "denied": _Notable(":no_entry:", "Denied", "by"),
     "claimed": _Notable(":gear:", "Picked up", "by"),
     "waiting_for_lock": _Notable(":lock:", "Waiting for a resource another intent holds"),
+    "scheduled": _Notable(":calendar:", "Scheduled"),
+    "window_opened": _Notable(":arrow_forward:", "Its start came; starting"),
+    "window_closing": _Notable(":calendar:", "Stopped before a step: it would not fit in the window"),
+    "run_now": _Notable(":fast_forward:", "Run now", "by"),
     "lock_released": _Notable(":unlock:", "The resource is free; starting"),
     "definition_changed": _Notable(":rotating_light:", "The workflow changed under this intent"),
     "approver_revoked": _Notable(":no_entry:", "An approver lost the role; approve again"),
@@ -132,6 +137,7 @@ _DETAIL_LINES: tuple[tuple[str, Callable[[Any], str]], ...] = (
     ("lease_owner", lambda v: f"Executor {code(v, 80)} stopped renewing its lease"),
     ("unknown_steps", lambda v: f"In flight when it stopped: {_names(v)}"),
     ("reason", lambda v: shown(v, 1500)),
+    ("starts", lambda v: f":calendar: *scheduled:* {shown(v, 300)}"),
     ("why", lambda v: shown(v, 1000)),
     ("how", lambda v: f"How: {shown(v, 200)}"),
     ("external_ids", _ids_by_step),
@@ -178,7 +184,11 @@ def render_verdict(view: IntentView) -> tuple[str, list[dict[str, Any]]]:
 
     blocks: list[Block] = [
         section(head),
-        section("*Requested*\n" + clipped(g.requested, _LIST)),
+        section(
+            "*Requested*\n"
+            + clipped(g.requested, _LIST)
+            + (f"\nChange ticket: {ticket}" if (ticket := ticket_text(intent.plan)) else "")
+        ),
         section("*What changed*\n" + bullets(g.changed, _LIST)),
         section("*What is uncertain*\n" + bullets(g.uncertain, _LIST)),
         section("*What you can do now*\n" + bullets(g.actions, _LIST, _can_do, empty="nothing: this is final")),
