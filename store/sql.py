@@ -605,13 +605,17 @@ class SqlTx:
             for (w, e), before in waiting_since.items()
         ]
         nothing_ran = ~sa.exists().where(s.intent_id == i.id)
-        q = (
-            sa.select(t.intents)
-            .where(i.status.in_([st.value for st in AWAITING_APPROVAL]), sa.or_(*arms), nothing_ran)
-            .order_by(i.updated_at)
-            .limit(limit)
-        )
-        return [_intent(r) for r in self._c.execute(q)]
+        latest = max(waiting_since.values())
+        found: list[Intent] = []
+        for status in sorted(AWAITING_APPROVAL):  # one ordered range each, read only as far as `limit` matches
+            q = (
+                sa.select(t.intents)
+                .where(i.status == status.value, i.updated_at < latest, sa.or_(*arms), nothing_ran)
+                .order_by(i.updated_at)
+                .limit(limit)
+            )
+            found += [_intent(r) for r in self._c.execute(q)]
+        return sorted(found, key=lambda x: x.updated_at)[:limit]
 
     def needing_attention(
         self, approvals_before: datetime, converging_before: Mapping[str, datetime], limit: int

@@ -13,6 +13,7 @@ from store.slack import SlackStore
 from store.sql import SqlStore, SqlTx
 from workflows.model import Intent, IntentId, IntentStatus, Lease, Move, NewIntent
 from workflows.runtime import FrozenClock
+from workflows.states import AWAITING_APPROVAL
 
 S = IntentStatus
 
@@ -118,3 +119,37 @@ def test_the_sweep_page_is_read_from_the_unsettled_index(store: SqlStore, clock:
         else:
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
     assert "ix_threads_unsettled" in plan, plan
+
+
+def test_the_expiry_scan_reads_ranges_of_the_status_and_age_index(store: SqlStore, clock: FrozenClock) -> None:
+    """Requests past their time are found from ix_intents_status_updated, oldest first, each status a range."""
+    with store.transaction() as tx:
+        for n in range(300):
+            requested(tx, clock, n)
+            clock.advance(60)
+        done = running(tx, clock, requested(tx, clock, 999))
+        tx.move(done, Move(S.SUCCEEDED, "done"), clock.now())
+    cutoff = clock.now() - timedelta(minutes=290)  # the first ten or so are past their time
+    issued: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        issued.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        with store.transaction() as tx:
+            due = tx.undecided_requests({("rds.create-replica", "prod"): cutoff, ("other", "prod"): clock.now()}, 5)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", capture)
+    assert [i.id for i in due] == [f"intent-{n}" for n in range(5)]  # oldest first, at most the limit
+    selects = [(s, p) for s, p in issued if s.lstrip().startswith("SELECT")]
+    assert len(selects) == len(AWAITING_APPROVAL)  # one range per awaiting status
+    for statement, parameters in selects:
+        with store.engine.begin() as conn:
+            if store.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("ANALYZE intents")
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                plan = " ".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+            else:
+                plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+        assert "ix_intents_status_updated" in plan, plan
