@@ -18,7 +18,7 @@ from workflows.reconciler import request_deadlines
 log = structlog.get_logger("opsbot.digest")
 
 FIRST_PERIOD = timedelta(days=1)  # what a channel's first digest counts as ended "in this period"
-LINKED = 20  # attention items looked up for a link to their thread
+LINKED = MAX_ITEMS  # every item listed links to its thread
 EXPIRY_NOTICE = timedelta(days=1)  # a request expiring within this is listed as about to expire
 
 
@@ -46,7 +46,7 @@ def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Dig
         shown, needing = tx.needing_attention(stale, past_window, MAX_ITEMS)
         soon = tx.undecided_requests(request_deadlines(rt, now, ahead=EXPIRY_NOTICE), EXPIRING_ITEMS)
         head = tx.audit_head()
-    links = _permalinks(svc, [i.id for i in shown[:LINKED]])
+    links = _permalinks(svc, [i.id for i in [*shown, *soon][:LINKED]])
     attention = tuple(
         AttentionItem(
             i.id,
@@ -56,6 +56,7 @@ def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Dig
             (now - i.updated_at).total_seconds(),
             links.get(i.id),
             ticket_text(i.plan),
+            i.requester,
         )
         for i in shown
     )
@@ -67,7 +68,9 @@ def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Dig
             f"expires in {duration(max(expires - now, timedelta(0)).total_seconds())} unless someone approves or "
             f"denies it (requested by @{i.requester})",
             (now - i.updated_at).total_seconds(),
-            ticket=ticket_text(i.plan),
+            links.get(i.id),
+            ticket_text(i.plan),
+            i.requester,
         )
         for i in soon
         if (expires := i.updated_at + rt.config.request_ttl(i.workflow, i.environment)) > now
@@ -80,7 +83,15 @@ def build_digest(svc: SlackServices, digest: DigestConfig, now: datetime) -> Dig
         audit_head=head,
         more=needing - len(shown),
         expiring=expiring,
+        title=_words(now, digest, with_zone=True),
+        since=_words(since, digest, with_zone=False),
     )
+
+
+def _words(moment: datetime, digest: DigestConfig, with_zone: bool) -> str:
+    """`Mon 30 Nov, 09:00 UTC`: a moment as the channel's people read it, in the digest's time zone."""
+    local = moment.astimezone(ZoneInfo(digest.timezone))
+    return local.strftime("%a %d %b, %H:%M") + (f" {local.tzname()}" if with_zone else "")
 
 
 def _permalinks(svc: SlackServices, intent_ids: list[str]) -> dict[str, str]:

@@ -21,6 +21,10 @@ class Limits:
     header_text: int = 150
     markdown_text: int = 12000
     button_text: int = 75
+    accessibility_label: int = 75
+    confirm_title: int = 100
+    confirm_text: int = 300
+    confirm_button: int = 30
     button_value: int = 2000
     url: int = 3000
     id_length: int = 255
@@ -244,12 +248,31 @@ def _check_element(report: _Report, element: Any, where: str, allowed: frozenset
         report.text(element.get("text"), f"{where}/text", lim.button_text, plain_only=True)
         report.optional_length(element, "value", where, lim.button_value)
         report.optional_length(element, "url", where, lim.url)
+        if element.get("accessibility_label") is not None:
+            where_label = f"{where}/accessibility_label"
+            report.length(element["accessibility_label"], where_label, lim.accessibility_label, minimum=1)
         if element.get("style") not in (None, "primary", "danger"):
             report.error("must be one of the following: primary, danger", f"{where}/style")
     if element.get("placeholder") is not None:
         report.text(element["placeholder"], f"{where}/placeholder", lim.placeholder_text, plain_only=True)
+    if element.get("confirm") is not None:
+        _check_confirm(report, element["confirm"], f"{where}/confirm")
     if kind in _SELECTS or kind == "overflow" or kind in _CHOICES:
         _check_options(report, element, where, str(kind))
+
+
+def _check_confirm(report: _Report, confirm: Any, where: str) -> None:
+    """Check a confirmation dialog object: title, text, confirm and deny labels, style."""
+    lim = report.limits
+    if not isinstance(confirm, dict):
+        report.error("must be an object", where)
+        return
+    report.text(confirm.get("title"), f"{where}/title", lim.confirm_title, plain_only=True)
+    report.text(confirm.get("text"), f"{where}/text", lim.confirm_text)
+    report.text(confirm.get("confirm"), f"{where}/confirm", lim.confirm_button, plain_only=True)
+    report.text(confirm.get("deny"), f"{where}/deny", lim.confirm_button, plain_only=True)
+    if confirm.get("style") not in (None, "primary", "danger"):
+        report.error("must be one of the following: primary, danger", f"{where}/style")
 
 
 def _check_options(report: _Report, element: dict[str, Any], where: str, kind: str) -> None:

@@ -264,7 +264,7 @@ def test_every_button_carries_the_intent_version_and_plan_hash() -> None:
 
 
 def test_a_scheduled_plan_says_when_it_runs_and_offers_run_now_behind_a_confirmation() -> None:
-    """The time left is counted from when the view was read; Run now asks to confirm, Cancel does not."""
+    """The time left is counted from when the view was read; Run now and Cancel each ask to confirm."""
     opens = T0 + timedelta(days=3)
     intent = make_intent(IntentStatus.SCHEDULED, status_reason="approved by U0APPROVER", next_check_at=opens)
     window = Opening(opens, opens + timedelta(hours=2), "Sun 02:00-04:00 UTC", "UTC")
@@ -277,7 +277,83 @@ def test_a_scheduled_plan_says_when_it_runs_and_offers_run_now_behind_a_confirma
     assert action_ids(payload["blocks"]) == [ActionId.RUN_NOW, ActionId.CANCEL]
     assert "*Scheduled:* runs in the window Sun 02:00-04:00 UTC, in 5 h 12 min" in json.dumps(payload)
     run_now, cancel = (e for b in payload["blocks"] if b["type"] == "actions" for e in b["elements"])
-    assert "confirm" in run_now and "confirm" not in cancel
+    assert "confirm" in run_now and "confirm" in cancel
+
+
+def all_elements(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def every_button_status() -> list[tuple[IntentStatus, list[dict[str, Any]]]]:
+    """The buttons of the plan message and of the verdict, for every status, on a high-risk plan."""
+    out = []
+    for status in IntentStatus:
+        intent = make_intent(status, plan=plan_dict(risk="high"))
+        view = make_view(intent, [CREATED])
+        out.append((status, render_plan_message(view, SPEC.summary, Risk.HIGH)))
+        out.append((status, render_verdict(view)[1]))
+    return out
+
+
+def test_every_button_has_an_accessibility_label_naming_the_change() -> None:
+    """Each button says to a screen reader what it does and to which change, within Slack's 75 characters."""
+    buttons = [e for _, blocks in every_button_status() for e in all_elements(blocks) if e["type"] == "button"]
+    assert {e["action_id"] for e in buttons} >= {ActionId.APPROVE, ActionId.DENY, ActionId.RETRY, ActionId.CANCEL}
+    for element in buttons:
+        label = element["accessibility_label"]
+        assert 0 < len(label) <= 75 and label.startswith(element["text"]["text"])
+        assert f"{SPEC.name} in prod" in label
+
+
+def test_an_accessibility_label_is_cut_to_75_characters() -> None:
+    """A long workflow name and environment still leave a label Slack accepts."""
+    intent = make_intent(IntentStatus.FAILED, environment="e" * 200)
+    for element in all_elements(render_verdict(make_view(intent, [CREATED, BROKEN]))[1]):
+        assert len(element["accessibility_label"]) <= 75
+
+
+def test_cancel_always_asks_to_confirm_and_says_nothing_is_undone() -> None:
+    """Wherever Cancel is offered, it stands behind a dialog naming the change and the consequence."""
+    cancels = [
+        e for _, blocks in every_button_status() for e in all_elements(blocks) if e["action_id"] == ActionId.CANCEL
+    ]
+    assert cancels
+    for cancel in cancels:
+        text = cancel["confirm"]["text"]["text"]
+        assert f"Cancel {SPEC.name} in prod?" in text and "Nothing already changed is undone" in text
+        assert "3f07746b015d" not in text  # a consequence, not a plan hash
+
+
+def test_retry_asks_to_confirm_in_production_only() -> None:
+    """Retry in a production environment goes through a dialog saying the failed step runs again; elsewhere not."""
+    intent = make_intent(IntentStatus.FAILED, status_reason=FAILED_REASON)
+    view = make_view(intent, [CREATED, BROKEN])
+    for production, confirmed in ((True, True), (False, False)):
+        blocks = render_verdict(dataclasses.replace(view, production=production))[1]
+        [retry] = [e for e in all_elements(blocks) if e["action_id"] == ActionId.RETRY]
+        assert ("confirm" in retry) is confirmed
+    blocks = render_verdict(view)[1]
+    [retry] = [e for e in all_elements(blocks) if e["action_id"] == ActionId.RETRY]
+    assert f"The failed step of {SPEC.name} in prod runs again" in retry["confirm"]["text"]["text"]
+
+
+def test_high_risk_approval_confirm_names_what_runs() -> None:
+    """Approving a high-risk plan confirms the changes that will run and where, not a plan hash."""
+    intent = make_intent(IntentStatus.PENDING_APPROVAL, plan=plan_dict(risk="high"))
+    [approve] = [e for e in all_elements(plan_payload(make_view(intent), Risk.HIGH)["blocks"]) if "confirm" in e]
+    text = approve["confirm"]["text"]["text"]
+    assert text == "Runs create rds:billing-db-r1 in prod as soon as enough approvals are in."
+
+
+def test_undo_after_a_success_is_a_menu_item_labelled_by_its_effect() -> None:
+    """A succeeded intent offers compensation as "Propose undoing" in an overflow menu, behind a confirmation."""
+    intent = make_intent(IntentStatus.SUCCEEDED, status_reason="all steps done and postconditions verified")
+    [menu] = all_elements(plan_payload(make_view(intent, [CREATED, AVAILABLE]))["blocks"])
+    assert menu["type"] == "overflow" and menu["action_id"] == ActionId.COMPENSATE
+    [option] = menu["options"]
+    assert option["text"]["text"] == "Propose undoing this change" and len(option["value"]) <= 150
+    assert button_value(option["value"]).plan_hash == intent.plan_hash
+    assert "runs only once approved" in menu["confirm"]["text"]["text"]
 
 
 def test_every_action_and_status_has_a_rendering() -> None:
@@ -365,6 +441,13 @@ def test_routine_events_are_not_posted(kind: str) -> None:
     assert render_event(make_event(1, kind, REQUESTER, {"reason": "x"})) is None
 
 
+@pytest.mark.parametrize("kind", ["approval_refused", "action_refused", "deny_refused", "request_refused"])
+def test_refusals_are_never_posted_in_the_thread(kind: str) -> None:
+    """A refusal is answered privately and kept in the audit log; the thread never names who was refused."""
+    assert kind not in NOTABLE_KINDS
+    assert render_event(make_event(1, kind, SECOND, {"reason": "you may not approve your own request"})) is None
+
+
 def test_verdict_gives_the_four_answers_and_recovery_buttons() -> None:
     """A failed intent's verdict says what was requested, changed, uncertain, and what can be done."""
     intent = make_intent(IntentStatus.FAILED, status_reason=FAILED_REASON)
@@ -407,10 +490,35 @@ def test_digest() -> None:
                 "await_available failed: storage-full",
                 90000,
                 None,
+                owner=REQUESTER,
             ),
         ),
+        title="Wed 01 May, 12:00 UTC",
+        since="Tue 30 Apr, 12:00",
     )
-    assert_golden("digest", valid_message(*render_digest(digest)))
+    message = valid_message(*render_digest(digest))
+    assert_golden("digest", message)
+    blocks = message["blocks"]
+    assert blocks[0]["text"]["text"] == "Ops digest · Wed 01 May, 12:00 UTC"  # the period in words
+    assert f"<@{REQUESTER}>" in str(blocks)  # the owner is mentioned
+    assert "*Ended since Tue 30 Apr, 12:00*" in str(blocks) and "*Open now*" in str(blocks)
+
+
+def test_a_quiet_digest_is_one_line() -> None:
+    """Nothing needs a human and nothing is about to expire: one line (with the audit head), no list of zeroes."""
+    digest = Digest(
+        channel="C0OPS0001",
+        period="2024-05-01T12:00",
+        counts={IntentStatus.SUCCEEDED: 3, IntentStatus.RUNNING: 1},
+        audit_head="42:" + "a" * 64,
+        title="Wed 01 May, 12:00 UTC",
+        since="Tue 30 Apr, 12:00",
+    )
+    message = valid_message(*render_digest(digest))
+    text, blocks = message["text"], message["blocks"]
+    assert [b["type"] for b in blocks] == ["section", "context"]
+    assert "nothing needs attention (open: 1 running; ended since Tue 30 Apr, 12:00: 3 succeeded)" in str(blocks)
+    assert text == "Ops digest · Wed 01 May, 12:00 UTC: nothing needs attention"
 
 
 def test_home_view() -> None:
@@ -651,3 +759,12 @@ def test_fit_blocks_keeps_the_buttons() -> None:
     blocks = [section(str(i)) for i in range(60)] + [context(["tail"])]
     fitted = fit_blocks(blocks, 50, keep_tail=1)
     assert len(fitted) == 50 and fitted[-1] == context(["tail"]) and "12 more" in json.dumps(fitted[-2])
+
+
+def test_the_notification_text_names_the_change_and_its_target_in_plain_words() -> None:
+    """All a push notification shows: status, action and target, environment; no mrkdwn marks to show raw."""
+    reason = "create_replica: `ReadTimeout` *twice*"
+    text = plan_fallback_text(make_view(make_intent(IntentStatus.FAILED, status_reason=reason)))
+    assert text.startswith("Failed: create rds:billing-db-r1 (read replica of billing-db as db.r6g.large) in prod")
+    assert "create_replica: ReadTimeout twice" in text  # ids keep their underscores
+    assert not set("*`~") & set(text)

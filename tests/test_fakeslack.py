@@ -228,6 +228,37 @@ LIMIT_CASES: list[tuple[str, Callable[[int], dict[str, Any]], int, str, str]] = 
         "/blocks/0/elements/0/value",
     ),
     (
+        "button accessibility_label",
+        lambda n: {"blocks": [{"type": "actions", "elements": [{**button(), "accessibility_label": "l" * n}]}]},
+        75,
+        "invalid_blocks",
+        "/blocks/0/elements/0/accessibility_label",
+    ),
+    (
+        "confirm dialog text",
+        lambda n: {
+            "blocks": [
+                {
+                    "type": "actions",
+                    "elements": [
+                        {
+                            **button(),
+                            "confirm": {
+                                "title": {"type": "plain_text", "text": "Sure?"},
+                                "text": {"type": "plain_text", "text": "t" * n},
+                                "confirm": {"type": "plain_text", "text": "Yes"},
+                                "deny": {"type": "plain_text", "text": "No"},
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
+        300,
+        "invalid_blocks",
+        "/blocks/0/elements/0/confirm/text/text",
+    ),
+    (
         "action_id",
         lambda n: {"blocks": [{"type": "actions", "elements": [button(action_id="a" * n)]}]},
         255,

@@ -62,12 +62,35 @@ def test_the_requester_cannot_compensate_his_own_success(bench: Bench, aws: str)
     bench.settle()
     assert bench.status(intent_id) is IntentStatus.SUCCEEDED
     verdict = bench.replies(intent_id)[-1]
-    bench.driver.click(OPS, verdict.ts, ActionId.COMPENSATE.value, user=REQUESTER)
+    pick = undo_option(verdict)
+    bench.driver.click(OPS, verdict.ts, ActionId.COMPENSATE.value, user=REQUESTER, value=pick)
     wait_until(lambda: any("someone else must compensate" in t for t in bench.ephemeral_texts(REQUESTER)))
     bench.settle()
     assert bench.status(intent_id) is IntentStatus.SUCCEEDED
     assert [r["DBInstanceStatus"] for r in replicas_named(aws, "billing-db-r1")] != []
     assert all(r["DBInstanceStatus"] != "deleting" for r in replicas_named(aws, "billing-db-r1"))
+
+
+def undo_option(message: Message) -> str:
+    """The value of "Propose undoing this change" in the overflow menu of a succeeded intent's message."""
+    [menu] = [e for b in message.blocks if b.get("type") == "actions" for e in b["elements"] if e["type"] == "overflow"]
+    assert menu["action_id"] == ActionId.COMPENSATE.value
+    return str(menu["options"][0]["value"])
+
+
+def test_an_approver_proposes_undoing_a_success_from_its_menu(bench: Bench) -> None:
+    """Picking "Propose undoing this change" in the parent's overflow menu reaches the service as Compensate."""
+    intent_id = plan(bench)
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.SUCCEEDED
+    parent = bench.parent(intent_id)
+    ack = bench.driver.click(OPS, parent.ts, ActionId.COMPENSATE.value, user=APPROVER, value=undo_option(parent))
+    assert ack.status == 200
+    requested = EventKind.COMPENSATION_REQUESTED
+    wait_until(lambda: any(e.kind == requested for e in bench.services.ops.show(intent_id).events))
+    bench.settle()
+    assert bench.status(intent_id) is not IntentStatus.SUCCEEDED
 
 
 def test_status_answers_only_people_who_may_see_the_intent(bench: Bench) -> None:

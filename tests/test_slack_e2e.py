@@ -29,7 +29,7 @@ from tests.slack_harness import (
     wait_until,
 )
 from workflows.errors import PermanentError
-from workflows.model import IntentStatus
+from workflows.model import EventKind, IntentStatus
 
 REQUEST = "rds.create-replica source=billing-db replica=billing-db-r1 env=prod"
 
@@ -142,6 +142,45 @@ def test_non_approver_is_refused(bench: Bench) -> None:
     click(bench, intent_id, ActionId.APPROVE, OUTSIDER)
     wait_until(lambda: any("dba-lead" in t for t in bench.ephemeral_texts(OUTSIDER)))
     assert bench.status(intent_id) is IntentStatus.PENDING_APPROVAL
+
+
+def public_posts(b: Bench) -> int:
+    return len([c for c in b.fake.calls_to("chat.postMessage") if c.ok])
+
+
+def refusals_audited(b: Bench, intent_id: str, actor: str) -> list[str]:
+    return [e.kind for e in b.services.ops.show(intent_id).events if e.kind.endswith("_refused") and e.actor == actor]
+
+
+def test_a_refused_self_approval_stays_private(bench: Bench) -> None:
+    """A refused self-approval is answered to the requester alone and audited; nothing is posted in the thread."""
+    intent_id = plan(bench, user=APPROVER)
+    posts = public_posts(bench)
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)
+    wait_until(lambda: any("your own request" in t for t in bench.ephemeral_texts(APPROVER)))
+    bench.settle()
+    assert public_posts(bench) == posts
+    click(bench, intent_id, ActionId.APPROVE, APPROVER2)  # the thread is projected again once the intent moves
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.SUCCEEDED
+    assert not any("refused" in m.text + str(m.blocks) for m in bench.replies(intent_id))
+    assert refusals_audited(bench, intent_id, APPROVER) == [EventKind.APPROVAL_REFUSED]
+
+
+def test_a_curious_click_is_refused_without_naming_anyone_in_the_channel(bench: Bench) -> None:
+    """Someone without the role who clicks Approve is told privately; no message in the channel names them."""
+    intent_id = plan(bench)
+    posts = public_posts(bench)
+    click(bench, intent_id, ActionId.APPROVE, OUTSIDER)
+    wait_until(lambda: any("dba-lead" in t for t in bench.ephemeral_texts(OUTSIDER)))
+    bench.settle()
+    assert public_posts(bench) == posts
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)  # the thread is projected again once the intent moves
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.SUCCEEDED
+    everything = " ".join(m.text + str(m.blocks) for m in bench.fake.messages(OPS))
+    assert OUTSIDER not in everything
+    assert refusals_audited(bench, intent_id, OUTSIDER) == [EventKind.APPROVAL_REFUSED]
 
 
 def test_stale_plan_click_is_refused(bench: Bench, aws: str) -> None:

@@ -85,6 +85,7 @@ class IntentView:
     holders: tuple[LockHolder, ...] = ()  # who holds the resources it waits for
     schedule: Schedule | None = None  # when it starts, if it waits (or would wait, once approved)
     as_of: datetime | None = None  # when this view was read: "in 5 h 12 min" is counted from here
+    production: bool = True  # its environment is a production one (an unknown environment counts as one)
 
 
 class OpsService:
@@ -366,6 +367,7 @@ class OpsService:
             tuple(h for h in holders if h.intent_id != intent.id),
             shown_schedule(self.rt.config, intent, now),
             now,
+            env.production if (env := self.rt.config.environments.get(intent.environment)) is not None else True,
         )
 
     def list(self, status: IntentStatus | None = None, limit: int = 50) -> list[Intent]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import MappingProxyType
 
-from bot.blocks.kit import Block, Style, button, confirm_dialog
+from bot.blocks.kit import Block, Style, button, confirm_dialog, overflow
 from bot.ids import ActionId, ButtonValue
 from workflows.authoring import Risk
 from workflows.model import JSON, Intent, IntentStatus
@@ -55,54 +55,140 @@ def plan_risk(plan: JSON) -> Risk:
         return Risk.HIGH
 
 
+def _where(intent: Intent) -> str:
+    return f"{intent.workflow} in {intent.environment}"
+
+
+def changes_summary(plan: JSON, limit: int = 3) -> str:
+    """The plan's mutations in a few words: `create rds:billing-db-r1`, or a count past `limit`."""
+    raw = plan.get("mutations")
+    mutations = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+    said = [f"{m.get('action', '')} {m.get('target') or m.get('resource') or ''}".strip() for m in mutations[:limit]]
+    if not said:
+        return "its steps"
+    more = len(mutations) - len(said)
+    return ", ".join(said) + (f" and {more} more change{'s' if more != 1 else ''}" if more > 0 else "")
+
+
+# What a screen reader says for each button (Slack's accessibility_label, at most 75 characters): the button's
+# text first, then which change it acts on.
+_LABELS: MappingProxyType[Action, str] = MappingProxyType(
+    {
+        Action.APPROVE: "Approve plan {plan} of {where}",
+        Action.DENY: "Deny plan {plan} of {where}",
+        Action.RETRY: "Retry the failed step of {where}",
+        Action.RESUME: "Resume {where}",
+        Action.CANCEL: "Cancel {where}",
+        Action.MARK_DONE: "Mark done {where}",
+        Action.COMPENSATE: "Compensate {where}: propose undoing its steps",
+        Action.RUN_NOW: "Run now {where}",
+        Action.REQUEST: "Request again {where}",
+    }
+)
+
+
+def accessibility_label(intent: Intent, action: Action) -> str:
+    """The screen-reader label of `action`'s button on `intent`."""
+    return _LABELS[action].format(plan=intent.plan_hash[:12], where=_where(intent))
+
+
+def _button(intent: Intent, action: Action, *, style: Style | None = None, confirm: Block | None = None) -> Block:
+    label = accessibility_label(intent, action)
+    return button(
+        ACTION_LABELS[action], ACTION_IDS[action], value_for(intent), label=label, style=style, confirm=confirm
+    )
+
+
 def approval_buttons(intent: Intent, risk: Risk) -> list[Block]:
     """Approve (primary; behind a confirmation when the risk is high) and Deny (danger)."""
     confirm = None
     if risk is Risk.HIGH:
         confirm = confirm_dialog(
             "Approve a high-risk change?",
-            f"You are approving plan {intent.plan_hash[:12]} of {intent.workflow} in {intent.environment}. "
-            "It runs as soon as enough approvals are in.",
+            f"Runs {changes_summary(intent.plan)} in {intent.environment} as soon as enough approvals are in.",
             "Approve",
         )
-    value = value_for(intent)
     return [
-        button(ACTION_LABELS[Action.APPROVE], ActionId.APPROVE, value, style="primary", confirm=confirm),
-        button(ACTION_LABELS[Action.DENY], ActionId.DENY, value, style="danger"),
+        _button(intent, Action.APPROVE, style="primary", confirm=confirm),
+        _button(intent, Action.DENY, style="danger"),
     ]
 
 
-def recovery_buttons(intent: Intent, offered: Sequence[Action]) -> list[Block]:
-    """One button per recovery action the guidance offers (approval actions excluded), in its order."""
-    value = value_for(intent)
+def _undo_text(where: str) -> str:
+    return (
+        f"Proposes a plan that undoes the completed steps of {where}; it runs only once approved, like any plan. "
+        "Steps without an undo stay as they are."
+    )
+
+
+def _confirm(intent: Intent, action: Action, production: bool) -> Block | None:
+    """The dialog in front of `action`, saying in plain words what happens; None when a click is enough."""
+    where = _where(intent)
+    if action is Action.CANCEL:
+        return confirm_dialog(
+            "Cancel this change?",
+            f"Cancel {where}? It stops here and runs no further step. Nothing already changed is undone.",
+            "Cancel the change",
+            "Keep it",
+            style="danger",
+        )
+    if action is Action.RETRY and production:
+        return confirm_dialog(
+            "Retry in production?",
+            f"The failed step of {where} runs again now; the steps already done are not repeated.",
+            "Retry",
+        )
+    if action is Action.COMPENSATE:
+        return confirm_dialog(
+            "Undo the completed steps?",
+            _undo_text(where),
+            "Compensate",
+            style="danger",
+        )
+    if action is Action.RUN_NOW:
+        return confirm_dialog(
+            "Run it now?",
+            f"{where} starts now, without waiting for its maintenance window "
+            "or start time. Your choice is recorded in the audit log.",
+            "Run now",
+        )
+    return None
+
+
+def undo_menu(intent: Intent) -> Block:
+    """Compensation of a change that succeeded: a rare, destructive choice, so a menu item rather than a button."""
+    return overflow(
+        ACTION_IDS[Action.COMPENSATE],
+        [("Propose undoing this change", value_for(intent))],
+        confirm=confirm_dialog(
+            "Propose undoing this change?",
+            _undo_text(_where(intent)),
+            "Propose undoing",
+            style="danger",
+        ),
+    )
+
+
+def recovery_buttons(intent: Intent, offered: Sequence[Action], *, production: bool = True) -> list[Block]:
+    """One button per recovery action the guidance offers (approval actions excluded), in its order.
+
+    `production`: the intent's environment is a production one, so a Retry asks to confirm too.
+    """
     primary = next((a for a in offered if a in _FORWARD), None)
     out: list[Block] = []
     for action in offered:
         if action in (Action.APPROVE, Action.DENY):
             continue
-        style: Style | None = "primary" if action is primary else None
-        confirm = None
-        if action is Action.COMPENSATE:
-            style = "danger"
-            confirm = confirm_dialog(
-                "Undo the completed steps?",
-                f"Compensation runs the undo of every completed step of {intent.workflow} that declares one.",
-                "Compensate",
-                style="danger",
-            )
-        if action is Action.RUN_NOW:
-            confirm = confirm_dialog(
-                "Run it now?",
-                f"{intent.workflow} in {intent.environment} starts now, without waiting for its maintenance window "
-                "or start time. Your choice is recorded in the audit log.",
-                "Run now",
-            )
-        out.append(button(ACTION_LABELS[action], ACTION_IDS[action], value, style=style, confirm=confirm))
+        if action is Action.COMPENSATE and intent.status is IntentStatus.SUCCEEDED:
+            out.append(undo_menu(intent))
+            continue
+        style: Style | None = "danger" if action is Action.COMPENSATE else "primary" if action is primary else None
+        out.append(_button(intent, action, style=style, confirm=_confirm(intent, action, production)))
     return out
 
 
-def intent_buttons(intent: Intent, offered: Sequence[Action], risk: Risk) -> list[Block]:
+def intent_buttons(intent: Intent, offered: Sequence[Action], risk: Risk, *, production: bool = True) -> list[Block]:
     """Approve/Deny while the intent awaits approval; otherwise the offered recovery actions."""
     if intent.status in AWAITING_APPROVAL:
         return approval_buttons(intent, risk)
-    return recovery_buttons(intent, offered)
+    return recovery_buttons(intent, offered, production=production)

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.blocks.kit import MESSAGE_BLOCKS, Block, context, divider, fallback, fit_blocks, header, section
 from bot.blocks.status import status_emoji, status_label
-from bot.blocks.text import channel_link, clean, clipped, code, duration, link
+from bot.blocks.text import channel_link, clean, clipped, code, duration, link, mention
 from workflows.model import IntentStatus
 
 MAX_ITEMS = 30  # attention items shown one block each; the rest are counted
@@ -27,6 +27,7 @@ class AttentionItem:
     age_seconds: float
     permalink: str | None = None
     ticket: str | None = None  # mrkdwn: the change ticket, linked
+    owner: str | None = None  # who asked for it: mentioned, so the digest reaches someone
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,31 +42,58 @@ class Digest:
     audit_head: str = ""  # "<seq>:<sha256>" of the newest audit event: evidence kept outside the database
     more: int = 0  # how many more need attention than `attention` lists
     expiring: tuple[AttentionItem, ...] = ()  # requests that expire before the next digest unless decided
+    title: str = ""  # the period in words ("Mon 30 Nov, 09:00 UTC"); the key `period` when empty
+    since: str = ""  # when the period began, in words ("Sun 29 Nov 09:00")
 
 
-def _counts(digest: Digest) -> str:
-    shown = [(s, digest.counts.get(s, 0)) for s in IntentStatus if digest.counts.get(s, 0) > 0]
-    if not shown:
-        return "_No operations in this period._"
-    return "\n".join(f"{status_emoji(s)} {status_label(s)}: *{n}*" for s, n in shown)
+def _counts(digest: Digest, final: bool) -> list[tuple[IntentStatus, int]]:
+    return [(s, n) for s in IntentStatus if s.terminal is final and (n := digest.counts.get(s, 0)) > 0]
+
+
+def _count_lines(counts: list[tuple[IntentStatus, int]]) -> str:
+    return "\n".join(f"{status_emoji(s)} {status_label(s)}: *{n}*" for s, n in counts)
+
+
+def _in_words(counts: list[tuple[IntentStatus, int]]) -> str:
+    return ", ".join(f"{n} {status_label(s).split(':')[0].lower()}" for s, n in counts)
 
 
 def _item(item: AttentionItem) -> Block:
     name = link(item.permalink, f"*{clipped(item.workflow, 200)}*")
     head = f"{status_emoji(item.status)} {name} {code(item.intent_id, 60)} · {status_label(item.status)}"
     head += f" · {item.ticket}" if item.ticket else ""
+    head += f" · {mention(item.owner)}" if item.owner else ""
     return section(f"{head} · for {duration(item.age_seconds)}\n{clipped(item.reason, 1500) or '_no reason recorded_'}")
 
 
 def render_digest(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
-    """The digest message: counts by status, then the intents that need attention (oldest first as given)."""
-    total = sum(n for n in digest.counts.values() if n > 0)
+    """The digest message: what needs a human first, with its owner; what is about to expire; then what is open
+    and what ended in the period. A quiet day is one line (and the audit head)."""
+    title = clean(digest.title or digest.period, 120)
+    since = f"since {clean(digest.since, 60)}" if digest.since else "in this period"
+    open_now, ended = _counts(digest, final=False), _counts(digest, final=True)
     waiting = len(digest.attention) + max(digest.more, 0)
-    blocks: list[Block] = [
-        header(f"Ops digest · {digest.period}"),
-        context([f"{channel_link(digest.channel)} · {total} operation(s) · {waiting} need attention"]),
-        section(_counts(digest)),
-        divider(),
+    if not waiting and not digest.expiring:
+        summary = "; ".join(
+            part
+            for part in (
+                f"open: {_in_words(open_now)}" if open_now else "",
+                f"ended {since}: {_in_words(ended)}" if ended else "",
+            )
+            if part
+        )
+        line = f":sparkles: *Ops digest · {title}*: nothing needs attention" + (f" ({summary})" if summary else "")
+        blocks: list[Block] = [section(line)]
+        blocks.extend(_audit(digest))
+        return fallback(f"Ops digest · {title}: nothing needs attention"), fit_blocks(blocks, MESSAGE_BLOCKS)
+    blocks = [
+        header(f"Ops digest · {title}"),
+        context(
+            [
+                f"{channel_link(digest.channel)} · {waiting} need attention"
+                + (f" · {len(digest.expiring)} about to expire" if digest.expiring else "")
+            ]
+        ),
     ]
     if waiting:
         shown = digest.attention[:MAX_ITEMS]
@@ -73,19 +101,26 @@ def render_digest(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
         blocks.extend(_item(item) for item in shown)
         if waiting > len(shown):
             blocks.append(context([f"_…and {waiting - len(shown)} more; `opsbot intents list` shows them all_"]))
-    else:
-        blocks.append(section(":sparkles: Nothing needs attention."))
     if digest.expiring:
         blocks.append(section(f"*About to expire ({len(digest.expiring)})*: approve or deny them, or let them go"))
         blocks.extend(_item(item) for item in digest.expiring[:EXPIRING_ITEMS])
-    if digest.audit_head:
-        blocks.append(
-            context(
-                [
-                    f"Audit chain head {code(digest.audit_head, 100)}: check the log against it with "
-                    f"`opsbot audit verify --anchor {clean(digest.audit_head, 90)}`"
-                ]
-            )
-        )
-    text = f"Ops digest for {clean(digest.period)}: {total} operation(s), {waiting} need attention"
+    blocks.append(divider())
+    blocks.append(section("*Open now*\n" + (_count_lines(open_now) or "_nothing open_")))
+    blocks.append(section(f"*Ended {since}*\n" + (_count_lines(ended) or "_nothing ended_")))
+    blocks.extend(_audit(digest))
+    text = f"Ops digest · {title}: {waiting} need attention"
+    text += f", {len(digest.expiring)} about to expire" if digest.expiring else ""
     return fallback(text), fit_blocks(blocks, MESSAGE_BLOCKS)
+
+
+def _audit(digest: Digest) -> list[Block]:
+    if not digest.audit_head:
+        return []
+    return [
+        context(
+            [
+                f"Audit chain head {code(digest.audit_head, 100)}: check the log against it with "
+                f"`opsbot audit verify --anchor {clean(digest.audit_head, 90)}`"
+            ]
+        )
+    ]

@@ -22,6 +22,7 @@ HEADER_TEXT = 150
 CONTEXT_ELEMENTS = 10
 CONTEXT_TEXT = 3000
 BUTTON_TEXT = 75
+ACCESSIBILITY_LABEL = 75
 BUTTON_VALUE = 2000
 ID_LENGTH = 255
 ACTIONS_ELEMENTS = 25
@@ -33,6 +34,7 @@ HINT_TEXT = 2000
 PLACEHOLDER_TEXT = 150
 INPUT_VALUE = 3000
 OPTIONS = 100
+OVERFLOW_OPTIONS = 5
 OPTION_TEXT = 75
 OPTION_VALUE = 150
 CONFIRM_TITLE = 100
@@ -136,17 +138,43 @@ def confirm_dialog(title: str, text: str, confirm: str, deny: str = "Back", *, s
 
 
 def button(
-    text: str, action_id: ActionId, value: ButtonValue, *, style: Style | None = None, confirm: Block | None = None
+    text: str,
+    action_id: ActionId,
+    value: ButtonValue,
+    *,
+    label: str,
+    style: Style | None = None,
+    confirm: Block | None = None,
 ) -> Block:
-    """A button whose value is a typed ButtonValue (its field caps keep it far below 2,000 characters)."""
+    """A button whose value is a typed ButtonValue (its field caps keep it far below 2,000 characters).
+
+    `label` is what a screen reader says instead of the short text: which change the button acts on.
+    """
     element: Block = {
         "type": "button",
         "text": _plain(text, BUTTON_TEXT),
         "action_id": ident(action_id.value),
         "value": value.encode()[:BUTTON_VALUE],
+        "accessibility_label": truncate(_redacted(label, ACCESSIBILITY_LABEL), ACCESSIBILITY_LABEL),
     }
     if style is not None:
         element["style"] = style
+    if confirm is not None:
+        element["confirm"] = confirm
+    return element
+
+
+def overflow(action_id: ActionId, options: Sequence[tuple[str, ButtonValue]], *, confirm: Block | None = None) -> Block:
+    """An overflow menu of at most 5 (label, ButtonValue) options; a pick arrives as its `selected_option`."""
+    element: Block = {
+        "type": "overflow",
+        "action_id": ident(action_id.value),
+        # ButtonValue's field caps keep its encoding under an option value's 150 characters.
+        "options": [
+            {"text": _plain(label, OPTION_TEXT), "value": value.encode()[:OPTION_VALUE]}
+            for label, value in options[:OVERFLOW_OPTIONS]
+        ],
+    }
     if confirm is not None:
         element["confirm"] = confirm
     return element

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,9 @@ class PlanFacts:
             rollback_limits=str(plan.get("rollback_limits") or ""),
             verification=tuple(str(v) for v in _seq(plan.get("verification"))),
         )
+
+
+_PLAIN_ONLY = re.compile(r"[*`~]")  # mrkdwn marks a notification would show as they are (ids keep their _)
 
 
 def _seq(value: object) -> Sequence[Any]:
@@ -170,17 +174,21 @@ def render_plan_message(view: IntentView, summary: str, risk: Risk) -> list[dict
     footer = context(
         [f"Intent {code(intent.id)} · version {intent.version} · requested {slack_date(intent.created_at)}"]
     )
-    buttons = intent_buttons(intent, view.guidance.action_names, risk)
+    buttons = intent_buttons(intent, view.guidance.action_names, risk, production=view.production)
     tail = [actions(buttons), footer] if buttons else [footer]
     return fit_blocks([*blocks, *tail], MESSAGE_BLOCKS, keep_tail=len(tail))
 
 
 def plan_fallback_text(view: IntentView) -> str:
-    """The notification text of the parent message: workflow, environment and status."""
+    """The notification text of the parent message, all a push notification shows: the status and what changes (the
+    action and its target) where, in plain words (no mrkdwn: a phone shows it raw)."""
     intent = view.intent
+    facts = PlanFacts.read(intent.plan)
+    change = "; ".join(f"{a} {t}" + (f" ({d})" if d else "") for a, t, d in facts.mutations[:2]) or intent.workflow
     approvals = len(current_approvals(view))
     text = (
-        f"{clean(intent.workflow, 300)} in {clean(intent.environment, 100)}: {status_label(intent.status)}"
+        f"{status_label(intent.status)}: {change} in {intent.environment} ({intent.workflow})"
         f" · approvals {approvals}/{view.approvals_needed}"
     )
-    return fallback(text + (f" — {clean(intent.status_reason, 2000)}" if intent.status_reason else ""))
+    text += f" — {intent.status_reason}" if intent.status_reason else ""
+    return fallback(clean(_PLAIN_ONLY.sub("", text), 2600))

@@ -25,7 +25,7 @@ from bot.blocks.text import (
     ticket_text,
     truncate_mrkdwn,
 )
-from workflows.model import AuditEvent, StepRecord, StepStatus
+from workflows.model import AuditEvent, EventKind, StepRecord, StepStatus
 from workflows.service import IntentView
 from workflows.states import Action
 
@@ -79,7 +79,6 @@ class _Notable:
 
 _NOTABLE: dict[str, _Notable] = {
     "approved": _Notable(":white_check_mark:", "Approved", "by"),
-    "approval_refused": _Notable(":no_entry_sign:", "Approval refused", "for"),
     "denied": _Notable(":no_entry:", "Denied", "by"),
     "claimed": _Notable(":gear:", "Picked up", "by"),
     "waiting_for_lock": _Notable(":lock:", "Waiting for a resource another intent holds"),
@@ -117,6 +116,11 @@ _NOTABLE: dict[str, _Notable] = {
     "checkpoint_mismatch": _Notable(":rotating_light:", "Checkpoint mismatch: the code no longer matches the record"),
 }
 NOTABLE_KINDS = frozenset(_NOTABLE)
+# A refusal is answered privately to whoever was refused and kept in the audit log; a thread reply would name
+# (and ping) them in front of the channel for a click that changed nothing.
+PRIVATE_KINDS = frozenset(
+    {EventKind.APPROVAL_REFUSED, EventKind.ACTION_REFUSED, EventKind.DENY_REFUSED, EventKind.REQUEST_REFUSED}
+)
 
 
 def _names(value: object) -> str:
@@ -156,8 +160,8 @@ def _details(data: dict[str, Any]) -> str:
 
 
 def render_event(event: AuditEvent) -> tuple[str, list[dict[str, Any]]] | None:
-    """A thread reply for a notable audit event; None for routine ones (requests, refusals of other kinds)."""
-    notable = _NOTABLE.get(event.kind)
+    """A thread reply for a notable audit event; None for routine ones (requests) and for refusals (private)."""
+    notable = None if event.kind in PRIVATE_KINDS else _NOTABLE.get(event.kind)
     if notable is None:
         return None
     head = f"*{notable.title}*" + (f" {notable.by} {mention(event.actor)}" if notable.by is not None else "")
@@ -193,7 +197,7 @@ def render_verdict(view: IntentView) -> tuple[str, list[dict[str, Any]]]:
         section("*What is uncertain*\n" + bullets(g.uncertain, _LIST)),
         section("*What you can do now*\n" + bullets(g.actions, _LIST, _can_do, empty="nothing: this is final")),
     ]
-    buttons = intent_buttons(intent, g.action_names, plan_risk(intent.plan))
+    buttons = intent_buttons(intent, g.action_names, plan_risk(intent.plan), production=view.production)
     tail = [actions(buttons)] if buttons else []
     text = f"{clean(intent.workflow, 300)}: {status_label(intent.status)}"
     text += f" — {clean(reason, 2000)}" if reason else ""

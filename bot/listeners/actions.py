@@ -9,12 +9,18 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.errors import answering, tell
-from bot.ids import ActionId, button_value
+from bot.ids import ActionId, ButtonValue, button_value
 from bot.surface import RECOVERY, SlackSurface
 
 
 def _channel(body: dict[str, Any]) -> str:
     return str((body.get("channel") or {}).get("id") or "")  # no channel on the Home tab
+
+
+def _value(action: dict[str, Any]) -> ButtonValue:
+    """A button's value, or that of the option picked in an overflow menu (Undo after a success)."""
+    raw = action.get("value") or (action.get("selected_option") or {}).get("value")
+    return button_value(raw)
 
 
 def register(app: App, surface: SlackSurface) -> None:
@@ -37,7 +43,7 @@ def register(app: App, surface: SlackSurface) -> None:
     def recover(body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
         """After the ack: a retry may re-plan against AWS."""
         with answering(body, respond, client):
-            value, user = button_value(action.get("value")), body["user"]["id"]
+            value, user = _value(action), body["user"]["id"]
             tell(body, surface.recover(ActionId(action["action_id"]), value, user).text, respond, client)
 
     app.action(ActionId.APPROVE.value)(ack=ack_click, lazy=[approve])
