@@ -121,6 +121,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 256  # Slack takes a burst of connections; the stdlib's backlog of 5 resets them
     state: SlackState
 
 
