@@ -18,6 +18,7 @@ from sqlalchemy import event
 
 from adapters.aws import BotoAdapters
 from bot.ids import ActionId
+from devstack.demo import start_serve
 from fakeslack import FakeSlack, SlackDriver
 from store.db import make_engine
 from store.migrate import upgrade
@@ -78,7 +79,7 @@ def test_postgres_restarting_mid_workflow_loses_nothing_and_runs_no_step_twice(
             OPSBOT_TEST_SLOW_CREATE="3",
             OPSBOT_LEASE_SECONDS="4",
         )
-        proc, events_url = _start_slow_serve(env, tmp_path / "serve.log")
+        proc, events_url = start_serve(env, tmp_path / "serve.log", module="tests.slow_serve")
         health = events_url.replace("/slack/events", "/healthz")
         store = SqlStore(make_engine(url))
         try:
@@ -119,29 +120,6 @@ def test_postgres_restarting_mid_workflow_loses_nothing_and_runs_no_step_twice(
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
             store.engine.dispose()
-
-
-def _start_slow_serve(env: dict[str, str], log: Path) -> Any:
-    import re
-    import subprocess
-    import sys
-
-    out = log.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.slow_serve", "serve", "--host", "127.0.0.1", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=out,
-        text=True,
-    )
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        if match := re.search(r"listening on (http://\S+)", line):
-            threading.Thread(target=lambda: out.writelines(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
-            return proc, f"{match.group(1)}/slack/events"
-        if not line and proc.poll() is not None:
-            raise AssertionError(log.read_text()[-2000:])
 
 
 SLACK_OUTAGE = 60.0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 
 from conformance.faults import KillAtPoint
@@ -148,8 +149,10 @@ def test_two_intents_on_one_resource_never_overlap_and_another_resource_is_not_d
     rt = _runtime(sqlite_url, clock=FrozenClock())
     a, b, c = _approved(rt, "billing-db", 1), _approved(rt, "billing-db", 2), _approved(rt, "other-db", 3)
     executor = Executor(rt, "one", threads=4)
+    waits = REGISTRY.get_sample_value("opsbot_lock_waits_total", {"workflow": "test.hold"}) or 0.0
     claimed = executor.claim(4)
     assert {i.id for i in claimed} == {a, c}
+    assert REGISTRY.get_sample_value("opsbot_lock_waits_total", {"workflow": "test.hold"}) == waits + 1
     waiting = _status(rt, b)
     assert waiting.status is IntentStatus.WAITING
     assert f"waiting for rds:billing-db, held by intent {a} (test.hold, requested by @alice" in waiting.status_reason

@@ -5,10 +5,8 @@ spread over the three run the intent once; Slack gets each message once."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import pytest
 import yaml
 
 from bot.ids import ActionId
+from devstack.demo import start_serve
 from fakeslack import FakeSlack, SlackDriver
 from store.db import make_engine
 from store.sql import SqlStore
@@ -64,24 +63,8 @@ class Cluster:
 
 
 def _start(env: dict[str, str], log: Path) -> Replica:
-    out = log.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.slow_serve", "serve", "--host", "127.0.0.1", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=out,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if match := re.search(r"listening on (http://\S+)", line):
-            threading.Thread(target=lambda: out.writelines(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
-            return Replica(proc, f"{match.group(1)}/slack/events", log)
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"a replica exited early: {log.read_text()[-2000:]}")
-    raise AssertionError("a replica did not start")
+    proc, url = start_serve(env, log, module="tests.slow_serve")
+    return Replica(proc, url, log)
 
 
 @pytest.fixture

@@ -282,3 +282,28 @@ def test_the_exposition_has_every_engine_metric_with_its_unit() -> None:
         assert families[name].documentation
     assert families["opsbot_step_duration_seconds"].type == "histogram"
     assert families["opsbot_slack_api_calls"].type == "counter"
+
+
+def test_slack_calls_are_counted_by_method_and_result_429s_included() -> None:
+    """Each Web API call counts once by its result: ok, ratelimited (a 429, retried or not), connection_error."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack_client import CountedRateLimitRetry, InstrumentedWebClient
+    from fakeslack import FakeSlack
+    from tests.slack_harness import CHANNELS, OPS, SECRET, TOKEN, USERS
+
+    def count(result: str) -> float:
+        return sample("opsbot_slack_api_calls_total", method="chat.postMessage", result=result)
+
+    before = {r: count(r) for r in ("ok", "ratelimited", "connection_error")}
+    with FakeSlack(TOKEN, SECRET, channels=CHANNELS, users=USERS, rate_burst=1, rate_per_second=0.01) as fake:
+        client = InstrumentedWebClient(
+            token=TOKEN, base_url=fake.api_url, retry_handlers=[CountedRateLimitRetry(max_retry_count=0)]
+        )
+        client.chat_postMessage(channel=OPS, text="one")
+        with pytest.raises(SlackApiError):
+            client.chat_postMessage(channel=OPS, text="two")  # the channel's burst is spent: 429
+        gone = fake.api_url
+    with pytest.raises(OSError):
+        InstrumentedWebClient(token=TOKEN, base_url=gone, timeout=2).chat_postMessage(channel=OPS, text="three")
+    assert {r: count(r) - before[r] for r in before} == {"ok": 1, "ratelimited": 1, "connection_error": 1}

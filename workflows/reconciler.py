@@ -29,6 +29,7 @@ from workflows.scheduling import expired_hint, next_start, scheduled_reason, sta
 from workflows.steps import COMPENSATION_SEQ_BASE, observe, planned_steps, window_start
 from workflows.telemetry import TAKEOVERS, UNKNOWN_OUTCOMES, span
 from workflows.transitions import transition
+from workflows.windows import in_words
 
 log = structlog.get_logger("opsbot.reconciler")
 
@@ -97,7 +98,7 @@ class Reconciler:
         for intent in due:
             ttl = self.rt.config.request_ttl(intent.workflow, intent.environment)
             why = (
-                f"nobody approved or denied it within {duration_words(ttl)}; nothing ran. "
+                f"nobody approved or denied it within {in_words(ttl.total_seconds())}; nothing ran. "
                 "Its requester can request it again"
             )
             try:
@@ -253,13 +254,3 @@ def request_deadlines(rt: Runtime, now: datetime, ahead: timedelta = timedelta(0
         for spec in rt.registry
         for env in rt.config.environments
     }
-
-
-def duration_words(span: timedelta) -> str:
-    """`72 h`, `30 min`, `7 days`: how an operator says a policy's time."""
-    seconds = span.total_seconds()
-    if seconds >= 2 * 86400 and seconds % 86400 == 0:
-        return f"{seconds / 86400:g} days"
-    if seconds >= 3600:
-        return f"{seconds / 3600:g} h"
-    return f"{seconds / 60:g} min"
