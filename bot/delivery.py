@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from store.slack import OutboxItem, OutboxKind, SlackStore
+from store.slack import EDIT_OF, LINK_PARENT, PLAN_URL, OutboxItem, OutboxKind, OutboxStatus, SlackStore
 from workflows.ports import Clock
 
 log = structlog.get_logger("opsbot.delivery")
@@ -36,9 +37,9 @@ _PERMANENT = {
     "edit_window_closed",
 }
 MAX_BACKOFF = 300.0
+_AFTER_PARENT = frozenset({OutboxKind.UPDATE_PARENT, OutboxKind.THREAD_REPLY, OutboxKind.EDIT})
 CLAIM_SECONDS = 60.0
 PLAN_EVENT = "opsbot_plan"  # message metadata that marks an intent's plan message
-BATCH_ITEMS, BATCH_BLOCKS, MAX_TEXT = 8, 45, 3900
 # After the burst, refill a little slower than Slack does: our clock starts when we send, Slack's when the request
 # lands, and a request that lands early would otherwise meet a bucket a few milliseconds short and draw a 429.
 PACING_MARGIN = 0.9
@@ -77,6 +78,7 @@ class OutboxWorker:
         self.store, self.client, self.clock = store, client, clock
         self.burst, self.rate, self.monotonic = burst, rate, monotonic
         self._buckets: dict[str, _Bucket] = {}
+        self._permalinks: dict[str, str] = {}  # intent id → its plan message's permalink
         self._lock = threading.Lock()
         self.stats = DeliveryStats()
 
@@ -100,15 +102,11 @@ class OutboxWorker:
         now = self.clock.now()
         # Claimed for a minute: another process's drain skips them; a crash hands them back when it lapses.
         items = self.store.claim(self.store.due(now), now, now + timedelta(seconds=CLAIM_SECONDS))
-        latest_update: dict[str, int] = {}
+        latest_update: dict[str, int] = {}  # per edited message, the newest edit due: the others are pointless
         for item in items:
-            if item.kind == OutboxKind.UPDATE_PARENT and item.intent_id:
-                latest_update[item.intent_id] = item.id
-        stale = [
-            i.id
-            for i in items
-            if i.kind == OutboxKind.UPDATE_PARENT and i.intent_id and latest_update[i.intent_id] != i.id
-        ]
+            if target := edited(item):
+                latest_update[target] = item.id
+        stale = [i.id for i in items if (target := edited(i)) and latest_update[target] != i.id]
         self.store.supersede(stale)
         self.stats.coalesced += len(stale)
         unposted_parents = {i.intent_id for i in items if i.kind == OutboxKind.POST_PARENT}
@@ -118,38 +116,18 @@ class OutboxWorker:
         for item in items:
             if item.id in handled or item.channel in held:
                 continue
-            if item.kind in (OutboxKind.UPDATE_PARENT, OutboxKind.THREAD_REPLY) and item.intent_id in unposted_parents:
+            if item.kind in _AFTER_PARENT and item.intent_id in unposted_parents:
                 continue  # the parent is queued in this pass and not posted yet
             if not self._take_token(item.channel):
                 held.add(item.channel)
                 continue
-            group = self._batch(item, items, handled) if item.kind == OutboxKind.THREAD_REPLY else [item]
-            handled.update(i.id for i in group)
-            if self._send(group):
-                delivered += len(group)
+            handled.add(item.id)
+            if self._send(item):
+                delivered += 1
             else:
                 held.add(item.channel)
         self.store.release([i for i in items if i.id not in handled], now)
         return delivered
-
-    @staticmethod
-    def _batch(first: OutboxItem, items: list[OutboxItem], done: set[int]) -> list[OutboxItem]:
-        """Thread replies of one intent that are due together go out as one message (fewer posts, same order)."""
-        group, blocks = [first], len(first.payload.get("blocks") or [])
-        for other in items:
-            if (
-                other.id <= first.id
-                or other.id in done
-                or other.kind != OutboxKind.THREAD_REPLY
-                or other.intent_id != first.intent_id
-            ):
-                continue
-            size = len(other.payload.get("blocks") or []) + 1
-            if len(group) >= BATCH_ITEMS or blocks + size > BATCH_BLOCKS:
-                break
-            group.append(other)
-            blocks += size
-        return group
 
     def _take_token(self, channel: str) -> bool:
         now = self.monotonic()
@@ -163,27 +141,40 @@ class OutboxWorker:
         bucket.tokens -= 1.0
         return True
 
-    def _send(self, group: list[OutboxItem]) -> bool:
-        item = group[0]
+    def _send(self, item: OutboxItem) -> bool:
         try:
-            ts = self._call(item, merged(group))
+            ts = self._call(item, dict(item.payload))
+        except _Gone as exc:  # the message to edit was never posted (Slack refused it for good)
+            self.store.mark_dead(item, str(exc))
+            self.stats.dead += 1
+            return True
         except SlackApiError as exc:
-            return all([self._failed(i, exc) for i in group])
+            return self._failed(item, exc)
         except Exception as exc:  # timeouts, connection resets: Slack may be down; keep the message and retry
-            for i in group:
-                self._retry(i, self._backoff(i), f"{type(exc).__name__}: {exc}")
+            self._retry(item, self._backoff(item), f"{type(exc).__name__}: {exc}")
             return False
-        self.store.mark_sent(group, ts, self.clock.now())
-        self.stats.sent += len(group)
+        self.store.mark_sent([item], ts, self.clock.now())
+        self.stats.sent += 1
         return True
 
     def _call(self, item: OutboxItem, payload: dict[str, Any]) -> str | None:
+        if linked := payload.pop(LINK_PARENT, None):
+            payload = self._linked(str(linked), payload)
         if item.kind == OutboxKind.UPDATE_PARENT:
             thread = self.store.thread(item.intent_id or "")
             if thread is None or thread.parent_ts is None:
                 raise _NotYet("parent message not posted yet")
             response = self.client.chat_update(channel=item.channel, ts=thread.parent_ts, **payload)
             return str(response.get("ts") or thread.parent_ts)
+        if item.kind == OutboxKind.EDIT:
+            target = str(payload.pop(EDIT_OF, ""))
+            posted = self.store.posted(target)
+            if posted is None or posted.status == OutboxStatus.PENDING:
+                raise _NotYet(f"{target} not posted yet")
+            if posted.ts is None:
+                raise _Gone(f"{target} was never posted ({posted.status})")
+            response = self.client.chat_update(channel=posted.channel, ts=posted.ts, **payload)
+            return str(response.get("ts") or posted.ts)
         if item.kind == OutboxKind.POST_PARENT:
             if item.attempts and (ts := self._find_parent(item)):
                 return ts  # an earlier attempt reached Slack and only its answer was lost
@@ -195,6 +186,19 @@ class OutboxWorker:
             payload["thread_ts"] = thread.parent_ts
         response = self.client.chat_postMessage(channel=item.channel, **payload)
         return str(response.get("ts"))
+
+    def _linked(self, intent_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """`payload` with PLAN_URL replaced by the permalink of `intent_id`'s plan message (asked once, then kept)."""
+        url = self._permalinks.get(intent_id)
+        if url is None:
+            thread = self.store.thread(intent_id)
+            if thread is None or thread.parent_ts is None:
+                raise _NotYet("the plan message it links is not posted yet")
+            url = str(self.client.chat_getPermalink(channel=thread.channel, message_ts=thread.parent_ts)["permalink"])
+            if len(self._permalinks) > 10_000:
+                self._permalinks.clear()
+            self._permalinks[intent_id] = url
+        return dict(json.loads(json.dumps(payload).replace(PLAN_URL, url.replace("|", "%7C").replace(">", "%3E"))))
 
     def _find_parent(self, item: OutboxItem) -> str | None:
         """Look for a plan message this intent already has (by its metadata) before posting it again."""
@@ -239,17 +243,18 @@ class OutboxWorker:
         return float(min(0.5 * 2.0 ** min(item.attempts, 10), MAX_BACKOFF))
 
 
-def merged(group: list[OutboxItem]) -> dict[str, Any]:
-    """One payload for several thread replies: texts joined, blocks separated by dividers."""
-    if len(group) == 1:
-        return dict(group[0].payload)
-    blocks: list[dict[str, Any]] = []
-    for i in group:
-        if blocks:
-            blocks.append({"type": "divider"})
-        blocks.extend(i.payload.get("blocks") or [])
-    return {"text": "\n".join(str(i.payload.get("text", "")) for i in group)[:MAX_TEXT], "blocks": blocks}
+def edited(item: OutboxItem) -> str | None:
+    """Which message `item` edits (an intent's plan message, or an earlier post by its key); None for a post."""
+    if item.kind == OutboxKind.UPDATE_PARENT and item.intent_id:
+        return f"{item.intent_id}:parent"
+    if item.kind == OutboxKind.EDIT:
+        return str(item.payload.get(EDIT_OF, "")) or None
+    return None
 
 
 class _NotYet(Exception):
     """The message depends on another that has not been delivered yet."""
+
+
+class _Gone(Exception):
+    """The message to edit will never exist."""

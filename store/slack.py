@@ -24,6 +24,14 @@ class OutboxKind(StrEnum):
     POST_PARENT = "post_parent"  # an intent's plan message, the parent of its thread
     UPDATE_PARENT = "update_parent"  # the plan message edited in place
     THREAD_REPLY = "thread_reply"
+    EDIT = "edit"  # an earlier post edited in place, named by its key in the payload's EDIT_OF
+
+
+EDIT_OF = "edit_of"  # the key of the message an EDIT changes; taken out of the payload before it is sent
+# A payload carrying LINK_PARENT (an intent id) links that intent's plan message: PLAN_URL in its text is replaced
+# by the message's permalink when it is sent (it is known only once the plan message is posted).
+LINK_PARENT = "link_parent"
+PLAN_URL = "https://opsbot.invalid/plan-message"
 
 
 class OutboxStatus(StrEnum):
@@ -44,6 +52,15 @@ class OutboxItem:
     attempts: int
     next_attempt_at: datetime
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where an earlier message went, for editing it: its status, and its channel and ts once sent."""
+
+    status: str
+    channel: str
+    ts: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,15 +222,21 @@ class SlackStore:
                 .values(status=OutboxStatus.SENT, ts=ts, sent_at=now, attempts=t.outbox.c.attempts + 1)
             )
             item = items[0]
-            if item.kind == OutboxKind.UPDATE_PARENT:
-                # An older update still waiting (say, after a 5xx) must never overwrite this newer one.
+            if item.kind in (OutboxKind.UPDATE_PARENT, OutboxKind.EDIT):
+                # An older edit of the same message still waiting (say, after a 5xx) must never undo this newer one.
+                same = (
+                    t.outbox.c.payload[EDIT_OF].as_string() == str(item.payload.get(EDIT_OF))
+                    if item.kind == OutboxKind.EDIT
+                    else sa.true()
+                )
                 conn.execute(
                     sa.update(t.outbox)
                     .where(
                         t.outbox.c.intent_id == item.intent_id,
-                        t.outbox.c.kind == OutboxKind.UPDATE_PARENT,
+                        t.outbox.c.kind == item.kind,
                         t.outbox.c.id < item.id,
                         t.outbox.c.status == OutboxStatus.PENDING,
+                        same,
                     )
                     .values(status=OutboxStatus.SUPERSEDED)
                 )
@@ -221,6 +244,24 @@ class SlackStore:
                 conn.execute(
                     sa.update(t.slack_threads).where(t.slack_threads.c.intent_id == item.intent_id).values(parent_ts=ts)
                 )
+
+    def posted(self, key: str) -> Posted | None:
+        """The message queued under `key`, if any."""
+        o = t.outbox.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(o.status, o.channel, o.ts).where(o.dedupe_key == key[:200])).first()
+        return Posted(row.status, row.channel, row.ts) if row else None
+
+    def posts(self, intent_id: str, prefix: str, kind: OutboxKind) -> list[tuple[str, dict[str, Any]]]:
+        """(key, payload) of `intent_id`'s messages of `kind` whose key starts with `prefix`, oldest first."""
+        o = t.outbox.c
+        q = (
+            sa.select(o.dedupe_key, o.payload)
+            .where(o.intent_id == intent_id, o.kind == kind, o.dedupe_key.startswith(prefix, autoescape=True))
+            .order_by(o.id)
+        )
+        with self.engine.connect() as conn:
+            return [(r.dedupe_key, r.payload) for r in conn.execute(q)]
 
     def mark_retry(self, item: OutboxItem, next_at: datetime, error: str) -> None:
         with self.engine.begin() as conn:

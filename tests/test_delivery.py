@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
+from bot.blocks.kit import section
 from bot.delivery import OutboxWorker
 from fakeslack import FakeSlack
 from store.db import make_engine
-from store.slack import SlackStore
+from store.slack import EDIT_OF, LINK_PARENT, PLAN_URL, SlackStore
 from store.sql import SqlStore
 from workflows.model import IntentId, NewIntent
 from workflows.runtime import SystemClock
@@ -129,9 +130,9 @@ def test_thread_replies_wait_for_their_parent(slack_store: SlackStore, fake: Fak
         thread=(intent_id, CHANNEL),
     )
     worker(slack_store, fake).drain_until_idle()
-    parent, reply = fake.messages(CHANNEL)
-    assert parent.text == "plan" and reply.thread_ts == parent.ts
-    assert reply.text == "step one\nstep two"  # batched: one post for replies due together
+    parent, one, two = fake.messages(CHANNEL)
+    assert parent.text == "plan" and one.thread_ts == parent.ts == two.thread_ts
+    assert (one.text, two.text) == ("step one", "step two")
 
 
 def test_an_older_update_held_back_never_overwrites_a_newer_one(slack_store: SlackStore, fake: FakeSlack) -> None:
@@ -182,3 +183,57 @@ def test_two_processes_keep_one_thread_in_order(slack_store: SlackStore, fake: F
     assert slack_store.due(SystemClock().now()) == [], "r2 waits while r1 is in another process's hands"
     b.drain_once()
     assert not [m for m in fake.messages(CHANNEL) if m.thread_ts and m.ts != m.thread_ts]
+
+
+def test_an_edit_waits_for_the_post_it_changes_and_only_the_newest_lands(
+    slack_store: SlackStore, fake: FakeSlack
+) -> None:
+    """An earlier post edited by its key: held until that post is sent, older queued edits superseded."""
+    intent_id = intent(slack_store)
+    now = SystemClock().now()
+    slack_store.enqueue([("p", intent_id, CHANNEL, "post_parent", {"text": "plan"})], now, thread=(intent_id, CHANNEL))
+    fake.inject(method="chat.postMessage", status=503, times=2)  # the plan, then its retry... the reply waits
+    slack_store.enqueue(
+        [
+            ("r", intent_id, CHANNEL, "thread_reply", {"text": "failed: retry?"}),
+            ("e1", intent_id, CHANNEL, "edit", {"text": "failed (v2)", EDIT_OF: "r"}),
+            ("e2", intent_id, CHANNEL, "edit", {"text": "superseded", EDIT_OF: "r"}),
+        ],
+        now,
+    )
+    w = worker(slack_store, fake, burst=10, rate=10.0)
+    w.drain_until_idle(timeout=15)
+    parent, reply = fake.messages(CHANNEL)
+    assert reply.thread_ts == parent.ts and reply.text == "superseded"
+    assert [c.args.get("text") for c in fake.calls_to("chat.update") if c.ok] == ["superseded"]
+    assert slack_store.pending_count() == 0
+
+
+def test_an_edit_of_a_post_slack_refused_is_dropped(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """A post Slack refused for good is never edited: the edit ends dead instead of waiting for ever."""
+    now = SystemClock().now()
+    bad = {"text": "x", "blocks": [{"type": "nonsense"}]}
+    slack_store.enqueue([("bad", None, CHANNEL, "post", bad)], now)
+    slack_store.enqueue([("fix", None, CHANNEL, "edit", {"text": "y", EDIT_OF: "bad"})], now)
+    w = worker(slack_store, fake)
+    w.drain_until_idle(timeout=10)
+    assert slack_store.pending_count() == 0 and w.stats.dead == 2 and not fake.calls_to("chat.update")
+
+
+def test_a_link_to_the_plan_message_is_its_permalink(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """A message elsewhere that links an intent's plan message gets that message's permalink once it exists."""
+    fake.add_channel("C0INCIDENT", "incident")
+    intent_id = intent(slack_store)
+    now = SystemClock().now()
+    notice = {"text": "see plan", "blocks": [section(f"<{PLAN_URL}|the plan>")], LINK_PARENT: intent_id}
+    slack_store.enqueue(
+        [("n", intent_id, "C0INCIDENT", "post", notice), ("p", intent_id, CHANNEL, "post_parent", {"text": "plan"})],
+        now,
+        thread=(intent_id, CHANNEL),
+    )
+    worker(slack_store, fake, burst=10, rate=10.0).drain_until_idle(timeout=15)
+    [parent] = fake.messages(CHANNEL)
+    [posted] = fake.messages("C0INCIDENT")
+    permalink = fake.calls_to("chat.getPermalink")[0].body["permalink"]
+    assert parent.ts.replace(".", "") in permalink and f"<{permalink}|the plan>" in str(posted.blocks)
+    assert PLAN_URL not in str(posted.blocks) and LINK_PARENT not in str(fake.calls_to("chat.postMessage")[-1].args)
