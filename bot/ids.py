@@ -21,12 +21,16 @@ class ActionId(StrEnum):
     COMPENSATE = "ops_compensate"
     RUN_NOW = "ops_run_now"
     REQUEST_AGAIN = "ops_request_again"
+    VIEW_PLAN = "ops_view_plan"
+    REVIEW = "ops_review"  # the App Home's "Review and approve": the plan modal, whose submit approves
 
 
 class CallbackId(StrEnum):
     REQUEST_MODAL = "ops_request_modal"
     DENY_MODAL = "ops_deny_modal"
     REASON_MODAL = "ops_reason_modal"
+    PLAN_MODAL = "ops_plan_modal"  # the full plan, to read (no submit)
+    APPROVE_MODAL = "ops_approve_modal"  # the full plan, approved by its submit
 
 
 class BlockId(StrEnum):

@@ -1,30 +1,30 @@
-"""Projects the intent store into Slack: each intent's parent message and status thread, via the outbox.
+"""Projects the intent store into Slack: each intent's one living plan message, and a thread post only for people.
 
-The engine knows nothing of Slack. This reads what the store says (steps, audit events, status) and queues
-the messages that are missing, each under a unique key, so a crash or a second process never sends twice.
+The engine knows nothing of Slack. This reads what the store says (steps, audit events, status) and queues what is
+missing, each under a unique key, so a crash or a second process never sends twice. Steps, checks and approvals
+edit the plan message in place (its checklist); a post goes to the thread only when the intent enters a status the
+state table says to tell (a human must act, it waits on another intent, or it ended), naming the requester and the
+approvers, broadcast to the channel. An earlier such post loses its buttons once the intent has moved on.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import structlog
 
+from bot.blocks.buttons import plan_risk
+from bot.blocks.incident import render_incident_notice
 from bot.blocks.plan import plan_fallback_text, render_plan_message
-from bot.blocks.thread import render_event, render_step, render_verdict
-from store.slack import OutboxKind, SlackStore
-from workflows.model import EventKind, IntentId, IntentStatus, StepRecord, StepStatus
+from bot.blocks.thread import render_verdict, superseded
+from store.slack import EDIT_OF, LINK_PARENT, PLAN_URL, Message, OutboxKind, SlackStore, SlackThread
+from workflows.model import AuditEvent, IntentId, StepRecord
 from workflows.registry import Registry
 from workflows.service import IntentView, OpsService
 
 log = structlog.get_logger("opsbot.projector")
-
-Entry = tuple[datetime, str, str, list[dict[str, Any]]]
-_SAID_BY_VERDICT = frozenset({EventKind.SUCCEEDED, EventKind.COMPENSATED})
 
 
 def parent_payload(view: IntentView, registry: Registry) -> dict[str, Any]:
@@ -37,8 +37,18 @@ def step_signature(steps: Iterable[StepRecord]) -> str:
     return ",".join(f"{s.seq}:{s.status.value}:{s.attempts}" for s in steps)
 
 
-def shows_verdict(status: IntentStatus) -> bool:
-    return status.terminal or status.needs_human
+def entry_event(view: IntentView) -> AuditEvent | None:
+    """The audit event that moved the intent into its current status (every transition records from and to)."""
+    status = view.intent.status.value
+    for event in reversed(view.events):
+        if event.data.get("to") == status and event.data.get("from") != status:
+            return event
+    return None
+
+
+def post_key(view: IntentView, entry: AuditEvent | None) -> str:
+    """One post per entry into a status that tells people: keyed by the event that moved it there."""
+    return f"{view.intent.id}:post:{entry.seq if entry is not None else f'v{view.intent.version}'}"
 
 
 SWEEP = 25  # unsettled threads looked at per pass, round-robin, besides those a signal marked
@@ -86,40 +96,51 @@ class Projector:
         view = self.ops.show(intent_id)
         intent = view.intent
         signature = step_signature(view.steps)  # of what is rendered below
-        entries: list[Entry] = []
-        for step in view.steps:
-            started = replace(step, status=StepStatus.STARTED, external_ids={}, error=None, finished_at=None)
-            entries.append(
-                (step.started_at, f"{intent_id}:step:{step.seq}:started:{step.attempts}", *render_step(started))
-            )
-            if step.status is not StepStatus.STARTED:
-                at = step.finished_at or step.started_at
-                entries.append(
-                    (at, f"{intent_id}:step:{step.seq}:{step.status.value}:{step.attempts}", *render_step(step))
-                )
-        verdict = shows_verdict(intent.status)
-        for event in view.events:
-            if verdict and event.kind in _SAID_BY_VERDICT:
-                continue  # the verdict below says it, with the four answers
-            rendered = render_event(event)
-            if rendered is not None:
-                entries.append((event.created_at, f"{intent_id}:event:{event.seq}", *rendered))
-        if verdict:
-            entries.append((intent.updated_at, f"{intent_id}:verdict:v{intent.version}", *render_verdict(view)))
-        entries.sort(key=lambda e: e[0])
-        items = [
-            (key, intent_id, thread.channel, OutboxKind.THREAD_REPLY, {"text": text, "blocks": blocks})
-            for _, key, text, blocks in entries
-        ]
-        items.append(
-            (
-                f"{intent_id}:parent:v{intent.version}:{signature}",
-                intent_id,
-                thread.channel,
-                OutboxKind.UPDATE_PARENT,
-                parent_payload(view, self.registry),
-            )
-        )
+        items = self._thread_posts(view, thread)
+        parent = parent_payload(view, self.registry)
+        key = f"{intent_id}:parent:v{intent.version}:{signature}"
+        items.append((key, intent_id, thread.channel, OutboxKind.UPDATE_PARENT, parent))
+        items += self._incident_notice(view, thread)
         queued = self.slack.enqueue(items, self.ops.rt.clock.now())
         self.slack.set_projection(intent_id, intent.version, signature, settled=intent.status.terminal)
         return queued
+
+    def _thread_posts(self, view: IntentView, thread: SlackThread) -> list[Message]:
+        """The post for the status it entered (once posted, edits keep its buttons current), and an edit that takes
+        the buttons off each earlier post."""
+        intent, items = view.intent, list[Message]()
+        posted = dict(self.slack.posts(intent.id, f"{intent.id}:post:", OutboxKind.THREAD_REPLY))
+        current = None
+        if intent.status.tells:
+            entry = entry_event(view)
+            current = post_key(view, entry)
+            text, blocks = render_verdict(view, entry)
+            if current in posted:
+                edit = {"text": text, "blocks": blocks, EDIT_OF: current}
+                items.append((f"{current}:v{intent.version}", intent.id, thread.channel, OutboxKind.EDIT, edit))
+            else:
+                post = {"text": text, "blocks": blocks, "reply_broadcast": True}
+                items.append((current, intent.id, thread.channel, OutboxKind.THREAD_REPLY, post))
+        for key, payload in posted.items():
+            if key != current:
+                over = {**superseded(payload), EDIT_OF: key}
+                items.append((f"{key}:over", intent.id, thread.channel, OutboxKind.EDIT, over))
+        return items
+
+    def _incident_notice(self, view: IntentView, thread: SlackThread) -> list[Message]:
+        """For the risk levels its environment names: the notice (once), then an edit on each status people are
+        told about, so it ends with the outcome."""
+        intent = view.intent
+        env = self.ops.rt.config.environments.get(intent.environment)
+        channel = env.incident_channel if env is not None else None
+        if env is None or not channel or channel == thread.channel:
+            return []
+        if plan_risk(intent.plan).value not in env.incident_risks:
+            return []
+        payload = {**render_incident_notice(view, PLAN_URL), LINK_PARENT: intent.id}
+        key = f"{intent.id}:incident"
+        items: list[Message] = [(key, intent.id, channel, OutboxKind.POST, payload)]
+        if intent.status.tells:
+            edit = {**payload, EDIT_OF: key}
+            items.append((f"{key}:v{intent.version}", intent.id, channel, OutboxKind.EDIT, edit))
+        return items

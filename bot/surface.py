@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from bot.blocks.full_plan import render_plan_modal
 from bot.blocks.home import render_home
 from bot.blocks.modals import render_reason_modal, render_request_modal
 from bot.blocks.status import render_status
@@ -149,14 +150,8 @@ class SlackSurface:
         items: list[tuple[str, str | None, str, str, dict[str, Any]]] = [
             (f"{intent.id}:parent", intent.id, channel, OutboxKind.POST_PARENT, parent_payload(view, self.rt.registry))
         ]
-        incident = self.rt.config.environment(intent.environment).incident_channel
-        if incident and incident != channel:
-            text = (
-                f":rotating_light: {intent.workflow} requested by <@{intent.requester}> in {intent.environment} "
-                f"(plan `{intent.plan_hash[:12]}`, intent `{intent.id}`); review it in <#{channel}>."
-            )
-            items.append((f"{intent.id}:incident", intent.id, incident, OutboxKind.POST, {"text": text}))
         self.slack.enqueue(items, now, thread=(intent.id, channel))
+        self.projector.mark(intent.id)  # its incident notice, if its risk calls for one, once the plan is posted
         self.wake()
 
     def request_modal(self, workflow: str, channel: str) -> dict[str, Any]:
@@ -181,7 +176,7 @@ class SlackSurface:
         )
 
     def reason_modal(self, action: ActionId, value: ButtonValue, channel: str, user: str) -> dict[str, Any]:
-        """Deny (optional reason) and Mark done (required reason) ask for a reason first, of those who may."""
+        """Deny and Mark done ask for a reason first (required for both), of those who may."""
         intent = self._current(value, check_version=action is not ActionId.DENY)
         wanted = Action.DENY if action is ActionId.DENY else Action.MARK_DONE
         if not self.ops.may(intent, wanted, user):
@@ -195,9 +190,18 @@ class SlackSurface:
             plan_hash=value.plan_hash,
             version=value.version,
         )
-        title = "Deny this plan" if action is ActionId.DENY else "Mark done by hand"
-        callback = CallbackId.DENY_MODAL if action is ActionId.DENY else CallbackId.REASON_MODAL
-        return render_reason_modal(title, meta, required=action is ActionId.MARK_DONE, callback_id=callback)
+        if action is ActionId.DENY:
+            return render_reason_modal(
+                "Deny this plan",
+                meta,
+                required=True,
+                callback_id=CallbackId.DENY_MODAL,
+                submit="Deny",
+                hint="Required. Say why, so the requester knows what to change; the thread and the audit log keep it.",
+            )
+        return render_reason_modal(
+            "Mark done by hand", meta, required=True, callback_id=CallbackId.REASON_MODAL, submit="Mark done"
+        )
 
     def submit_reason(self, meta: ModalMeta, reason: str, user: str) -> Reply:
         if meta.intent_id is None or meta.plan_hash is None or meta.version is None:
@@ -273,3 +277,38 @@ class SlackSurface:
                 pending.append(intent)
         recent = [i for i in intents if i.requester == user][:10]
         return render_home(user, pending, recent, self.rt.clock.now())
+
+    # the whole plan, and approving what was read ---------------------------------------------------
+    def plan_modal(self, value: ButtonValue, channel: str, user: str, *, approve: bool) -> dict[str, Any]:
+        """The intent's whole plan as it stands now, for someone who may see it; with `approve`, a modal whose
+        submit approves that plan (who may approve is checked on submit, against whoever submits)."""
+        view = self.ops.show(value.intent_id, viewer=user)
+        spec = self.rt.registry.get(view.intent.workflow)
+        return render_plan_modal(view, spec.summary, spec.risk, approve=approve, channel=channel)
+
+    def approve_reviewed(self, meta: ModalMeta, user: str) -> Reply:
+        """The plan modal's Approve: the plan hash it showed, through the same service call as the Approve button.
+
+        The service refuses a changed plan (and audits it); an intent that moved on since with the same plan
+        (approved, denied, expired) is refused here: the approver read a state that is gone.
+        """
+        if meta.action != "approve" or meta.intent_id is None or meta.plan_hash is None or meta.version is None:
+            raise InvalidInput("this form is not one opsbot recognises (was it edited?)")
+        value = button_value(json.dumps({"i": meta.intent_id, "h": meta.plan_hash, "v": meta.version}))
+        intent = self.ops.get(value.intent_id)
+        if intent.version != value.version and intent.plan_hash == value.plan_hash:
+            raise InvalidTransition(
+                f"`{intent.id}` moved on while you were reading its plan: it is now {intent.status.value}. "
+                "Nothing was approved; open it again to see where it stands"
+            )
+        return self.approve(value, user)
+
+    def missing_reason(self, meta: ModalMeta, reason: str) -> str | None:
+        """What the reason field says when Deny or Mark done was submitted without one (blank is none); else None."""
+        if reason.strip():
+            return None
+        if meta.action == ActionId.DENY.value:
+            return "Say why you deny it: the requester reads this in the thread"
+        if meta.action == ActionId.MARK_DONE.value:
+            return "Say what you verified by hand"
+        return None

@@ -213,8 +213,10 @@ class SlackDriver:
         block_id: str | None = None,
         timestamp: int | None = None,
         signature: str | None = None,
+        seen: list[dict[str, Any]] | None = None,
     ) -> Ack:
-        """Click a button (or pick an option) on message `ts` in `channel`, as `user` sees it now."""
+        """Click a button (or pick an option) on message `ts` in `channel`, as `user` sees it now; `seen`: the
+        message's blocks as the user's client still shows them (an edit that has not reached it yet)."""
         actor = self._actor(user, channel)
         assert actor.channel_id is not None
         message = self.fake.message(actor.channel_id, ts)
@@ -223,7 +225,15 @@ class SlackDriver:
             ephemeral = next((e for e in self.fake.ephemerals(actor.channel_id, actor.user_id) if e.ts == ts), None)
             if ephemeral is None:
                 raise LookupError(f"no message {ts} in {channel} that {user} can see")
-        blocks = message.blocks if message is not None else ephemeral.blocks if ephemeral else []
+        blocks = (
+            seen
+            if seen is not None
+            else message.blocks
+            if message is not None
+            else ephemeral.blocks
+            if ephemeral
+            else []
+        )
         bid, element = payloads.find_element(blocks, action_id, block_id)
         chosen = value if value is not None else element.get("value")
         trigger_id = self.fake.issue_trigger(actor.user_id)

@@ -32,6 +32,7 @@ from workflows.executor import Executor
 from workflows.groups import NoGroups
 from workflows.ports import AdapterFactory, Clock, FaultSeam
 from workflows.reconciler import Reconciler
+from workflows.registry import Registry
 from workflows.runtime import NoFaults, SystemClock
 from workflows.service import OpsService
 
@@ -52,6 +53,7 @@ def build_services(
     adapters: AdapterFactory | None = None,
     faults: FaultSeam | None = None,
     clock: Clock | None = None,
+    registry: Registry | None = None,
 ) -> Services:
     configure_tracing()
     engine = make_engine(settings.database_url)
@@ -60,7 +62,7 @@ def build_services(
     groups = user_groups(settings, config.user_groups()) if settings.slack_bot_token is not None else None
     rt = Runtime(
         store=store,
-        registry=build_registry(),
+        registry=registry or build_registry(),
         config=config,
         adapters=adapters or BotoAdapters(endpoint_url=settings.aws_endpoint_url),
         faults=faults or NoFaults(),

@@ -27,7 +27,9 @@ USERS = {REQUESTER: "rita", APPROVER: "adam", APPROVER2: "ava", OUTSIDER: "otto"
 CHANNELS = {OPS: "ops", INCIDENT: "incident", DIGEST: "ops-digest"}
 
 SLACK_CONFIG: dict[str, Any] = {
-    "environments": {"prod": {"aws_region": "us-east-1", "incident_channel": INCIDENT}},
+    "environments": {
+        "prod": {"aws_region": "us-east-1", "incident_channel": INCIDENT, "incident_risks": ["medium", "high"]}
+    },
     "roles": {"dba": [REQUESTER, APPROVER, OUTSIDER], "dba-lead": [APPROVER, APPROVER2]},
     "policies": {"rds.create-replica": {"request": ["dba"], "approve": ["dba-lead"], "approvals": 1}},
     "digests": [{"channel": DIGEST, "cron": "0 9 * * *", "timezone": "UTC", "stale_approval_minutes": 30}],
@@ -97,6 +99,7 @@ def served(
     settings_overrides: dict[str, Any] | None = None,
     config_overrides: dict[str, Any] | None = None,
     clock: Any = None,
+    registry: Any = None,
     **fake_options: Any,
 ) -> Iterator[Bench]:
     """Start the fake Slack and `opsbot serve`'s HTTP stack on ephemeral ports."""
@@ -113,7 +116,7 @@ def served(
             lease_seconds=30,
             **(settings_overrides or {}),
         )
-        services = build_services(settings, adapters(settings) if adapters else None, clock=clock)
+        services = build_services(settings, adapters(settings) if adapters else None, clock=clock, registry=registry)
         app = slack_app(settings, services)
         server = make_server(app, services.store, SECRET, "127.0.0.1", 0, threads=8)
         closing = threading.Event()

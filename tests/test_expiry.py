@@ -157,19 +157,19 @@ def test_slack_says_it_expired_offers_request_again_and_the_digest_warns_before(
     from tests.test_slack_e2e import plan
 
     intent_id = plan(bench)
-    assert buttons(bench.parent(intent_id).blocks) == ["Approve", "Deny"]
+    assert buttons(bench.parent(intent_id).blocks) == ["Approve", "Deny", "Cancel", "View full plan"]
     digest = bench.services.runtime.config.digests[0]
     assert bench.services.slack is not None
     now = bench.services.runtime.clock.now()
     [soon] = build_digest(bench.services.slack, digest, now + timedelta(hours=1)).expiring  # within a day's notice
-    assert soon.intent_id == intent_id and re.match(r"expires in (3h|2h 59m) unless someone approves", soon.reason)
+    assert soon.intent_id == intent_id and re.match(r"expires in (3 h|2 h 59 min) unless someone approves", soon.reason)
     assert "About to expire (1)" in str(render_digest_blocks(bench, now))
 
     Reconciler(bench.services.runtime).expire_requests(now + timedelta(hours=4, seconds=1))
     bench.settle()
     parent = bench.parent(intent_id)
     assert "Expired" in str(parent.blocks) and "nobody approved or denied it within 4 h" in str(parent.blocks)
-    assert buttons(parent.blocks) == ["Request again"]
+    assert buttons(parent.blocks) == ["Request again", "View full plan"]
 
     bench.driver.click(OPS, parent.ts, ActionId.REQUEST_AGAIN.value, user=APPROVER)
     bench.settle()
@@ -179,4 +179,4 @@ def test_slack_says_it_expired_offers_request_again_and_the_digest_warns_before(
     bench.settle()
     fresh = [i for i in bench.services.ops.list() if i.id != intent_id]
     assert len(fresh) == 1 and fresh[0].status is S.PENDING_APPROVAL
-    assert buttons(bench.parent(fresh[0].id).blocks) == ["Approve", "Deny"]
+    assert buttons(bench.parent(fresh[0].id).blocks) == ["Approve", "Deny", "Cancel", "View full plan"]

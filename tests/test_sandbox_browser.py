@@ -67,10 +67,12 @@ class Workspace:
         self.page.press("#composer", "Enter")
 
     def message(self, text: str) -> Locator:
-        """The channel message (not an ephemeral one) containing `text`."""
+        """The channel message (not an ephemeral one) containing `text`, as first posted: a thread reply broadcast to
+        the channel later (a verdict) may name the same thing."""
         found = self.page.locator("#messages .message:not(.ephemeral)").filter(has_text=text)
         expect(found).to_have_count(1, timeout=WAIT_MS)
-        return found
+        ts = found.get_attribute("data-ts")
+        return self.page.locator(f"#messages .message[data-ts='{ts}']")
 
     def ephemeral(self, text: str) -> Locator:
         found = self.page.locator("#messages .message.ephemeral").filter(has_text=text)
@@ -110,8 +112,10 @@ def test_the_whole_flow_runs_in_the_browser(workspace: Workspace) -> None:
     ws.send(REQUEST)
     ws.ephemeral("Running preflight")
     plan = ws.message("billing-db-r1")
-    expect(plan.locator(".bk-header")).to_have_text("rds.create-replica")
     expect(plan).to_contain_text("Pending approval", timeout=WAIT_MS)
+    expect(plan).to_contain_text("Create RDS instance billing-db-r1")  # the decision first, in plain words
+    expect(plan).to_contain_text("Needs 1 more approval")
+    expect(plan).not_to_contain_text("Verification")  # the details are one click away
     ws.shot("01-plan")
 
     ws.send("/ops rds.create-replica")  # no parameters: the generated form
@@ -119,11 +123,11 @@ def test_the_whole_flow_runs_in_the_browser(workspace: Workspace) -> None:
     form.locator("select[data-block-id=env]").select_option("prod")
     form.locator("input[data-block-id=source]").fill("billing-db")
     form.locator("input[data-block-id=replica]").fill("billing_db!")
-    form.get_by_role("button", name="Request").click()
+    form.get_by_role("button", name="Plan it").click()
     expect(form.locator("[data-input=replica] .bk-error")).to_be_visible(timeout=WAIT_MS)  # the bot's field error
     ws.shot("02-form-error")
     form.locator("input[data-block-id=replica]").fill("billing-db-r2")
-    form.get_by_role("button", name="Request").click()
+    form.get_by_role("button", name="Plan it").click()
     expect(page.locator("#modal-overlay")).to_be_hidden(timeout=WAIT_MS)
     second = ws.message("billing-db-r2")
 
@@ -135,8 +139,8 @@ def test_the_whole_flow_runs_in_the_browser(workspace: Workspace) -> None:
     plan.get_by_role("button", name="Approve").click()
     ws.ephemeral("Approved")
     thread = ws.thread_of(plan)
-    expect(thread).to_contain_text("create_replica", timeout=WAIT_MS)
-    expect(thread).to_contain_text("Succeeded", timeout=WAIT_MS)
+    expect(thread).to_contain_text("created RDS instance billing-db-r1", timeout=WAIT_MS)
+    expect(thread.locator(".message")).to_have_count(2)  # the plan message and one post: the verdict
     expect(plan).to_contain_text("Succeeded", timeout=WAIT_MS)
     plan.evaluate("el => el.scrollIntoView({block: 'start'})")
     success = ws.shot("04-thread-succeeded")
@@ -147,7 +151,7 @@ def test_the_whole_flow_runs_in_the_browser(workspace: Workspace) -> None:
     reason = ws.modal("Deny this plan")
     reason.locator("textarea[data-block-id=reason]").fill("one replica is enough")
     ws.shot("05-reason-dialog")
-    reason.get_by_role("button", name="Submit").click()
+    reason.get_by_role("button", name="Deny", exact=True).click()  # the submit says what it does
     expect(page.locator("#modal-overlay")).to_be_hidden(timeout=WAIT_MS)
     expect(second).to_contain_text("Denied", timeout=WAIT_MS)
 
@@ -159,17 +163,20 @@ def test_the_whole_flow_runs_in_the_browser(workspace: Workspace) -> None:
     thread = ws.thread_of(failing)
     expect(thread).to_contain_text("read replication is in error", timeout=WAIT_MS)
     verdict = thread.locator(".message").filter(has_text="What you can do now").last
-    for offered in ("Retry", "Cancel", "Mark done", "Compensate"):
+    undo = "Undo: delete RDS instance legacy-db-r1"  # Compensate, named by its effect
+    for offered in ("Retry", "Cancel", "Mark done", undo):
         expect(verdict.get_by_role("button", name=offered)).to_be_visible(timeout=WAIT_MS)
+    expect(failing).to_contain_text("Failed", timeout=WAIT_MS)  # the plan message, edited: its checklist says where
+    expect(failing).to_contain_text("1 of 2 steps done")
     ws.shot("06-failed-with-recovery-buttons")
 
     ws.act_as("carol")  # not the requester: she may propose undoing it
-    verdict.get_by_role("button", name="Compensate").click()
+    verdict.get_by_role("button", name=undo).click()
     confirm = page.locator("#confirm")
-    expect(confirm).to_contain_text("Undo the completed steps?")
+    expect(confirm).to_contain_text("Proposes a plan to delete RDS instance legacy-db-r1 in prod")
     ws.shot("07-confirm-dialog")
-    confirm.get_by_role("button", name="Compensate").click()
-    expect(thread).to_contain_text("Compensation requested", timeout=WAIT_MS)
+    confirm.get_by_role("button", name="Propose undoing").click()
+    expect(failing).to_contain_text("Pending approval", timeout=WAIT_MS)  # the undo plan, to approve
 
     ws.act_as("bob")
     page.click("#app-link")
@@ -177,7 +184,12 @@ def test_the_whole_flow_runs_in_the_browser(workspace: Workspace) -> None:
     expect(home).to_contain_text("Waiting for your approval (1)", timeout=WAIT_MS)
     expect(home).to_contain_text("Your recent operations")
     ws.shot("08-home-tab")
-    home.get_by_role("button", name="Approve").click()  # from the Home tab the answer comes by DM
+    home.get_by_role("button", name="Review and approve").click()  # the whole plan first
+    review = ws.modal("Plan")
+    expect(review).to_contain_text("Rollback")
+    ws.shot("08b-review-and-approve")
+    review.get_by_role("button", name="Approve", exact=True).click()  # from the Home tab the answer comes by DM
+    expect(page.locator("#modal-overlay")).to_be_hidden(timeout=WAIT_MS)
     page.click("#tab-messages")
     expect(page.locator("#dm")).to_contain_text("Approved", timeout=WAIT_MS)
     page.locator("[data-goto=" + OPS + "]").first.click()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 import time
@@ -68,8 +69,11 @@ def test_happy_path_plans_approves_executes_and_threads_the_story(bench: Bench, 
     intent_id = plan(bench)
     parent = bench.parent(intent_id)
     assert {ActionId.APPROVE.value, ActionId.DENY.value} <= button_ids(parent.blocks)
-    assert ("billing-db-r1" in str(parent.blocks) and intent_id in str(parent.blocks)) or parent.text
-    assert any("rds.create-replica" in m.text for m in bench.fake.messages(INCIDENT))
+    assert "billing-db-r1" in str(parent.blocks) and intent_id in str(parent.blocks)
+    assert "Create RDS instance billing-db-r1" in parent.text, "the notification names the change and its target"
+    [notice] = bench.fake.messages(INCIDENT)
+    permalink = bench.fake.calls_to("chat.getPermalink")[-1].body["permalink"]
+    assert "billing-db-r1" in notice.text and permalink in str(notice.blocks), "the notice links the plan message"
 
     click(bench, intent_id, ActionId.APPROVE, APPROVER)
     bench.settle()
@@ -77,9 +81,13 @@ def test_happy_path_plans_approves_executes_and_threads_the_story(bench: Bench, 
     parent = bench.parent(intent_id)
     assert parent.edits, "the parent message is updated in place"
     assert ActionId.APPROVE.value not in button_ids(parent.blocks)
-    thread = " ".join(m.text + str(m.blocks) for m in bench.replies(intent_id))
-    assert "create_replica" in thread and "billing-db-r1" in thread
-    assert sum("Succeeded" in m.text for m in bench.replies(intent_id)) == 1, "one verdict, not repeated"
+    [verdict] = bench.replies(intent_id)  # progress was edited into the plan message: one post, the verdict
+    assert (
+        verdict.reply_broadcast and f"<@{REQUESTER}>" in str(verdict.blocks) and f"<@{APPROVER}>" in str(verdict.blocks)
+    )
+    assert "created RDS instance billing-db-r1" in verdict.text
+    [notice] = bench.fake.messages(INCIDENT)
+    assert "Succeeded" in str(notice.blocks) and notice.edits, "the incident notice is updated with the outcome"
     top_level = [m for m in bench.fake.messages(OPS) if m.thread_ts in (None, m.ts)]
     assert len(top_level) == 1, "exactly one parent message per intent"
     assert (
@@ -303,9 +311,11 @@ def test_failed_step_then_retry_succeeds(failed: tuple[Bench, str, Any]) -> None
 def test_outdated_recovery_button_is_refused(failed: tuple[Bench, str, Any]) -> None:
     """A recovery button from an older version of the message is refused and does nothing."""
     b, intent_id, verdict = failed
+    shown = copy.deepcopy(verdict.blocks)
     b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)
     b.settle()
-    b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER)  # the same, now outdated, message
+    assert not button_ids(b.fake.message(OPS, verdict.ts).blocks), "the superseded post lost its buttons"  # type: ignore[union-attr]
+    b.driver.click(OPS, verdict.ts, ActionId.RETRY.value, user=REQUESTER, seen=shown)  # a client not yet updated
     wait_until(lambda: any("out of date" in t for t in b.ephemeral_texts(REQUESTER)))
     assert [e.kind for e in b.services.ops.show(intent_id).events].count("retry") == 1
 
@@ -485,12 +495,16 @@ def test_mark_done_from_slack_needs_a_reason_and_an_approver(failed: tuple[Bench
 
 
 def test_approve_from_the_home_tab_answers_by_dm(bench: Bench) -> None:
-    """A click on the Home tab has no channel or response_url: the approver still hears back, by DM."""
+    """Approving from the Home tab (Review and approve, then the plan's Approve) has no channel or response_url:
+    the approver still hears back, by DM."""
     intent_id = plan(bench)
     bench.driver.app_home_opened(APPROVER2)
     wait_until(lambda: bench.fake.home_view(APPROVER2) is not None)
-    ack = bench.driver.click_home(APPROVER2, ActionId.APPROVE.value)
+    ack = bench.driver.click_home(APPROVER2, ActionId.REVIEW.value)
     assert ack.status == 200
+    wait_until(lambda: bench.fake.views(kind="modal", user=APPROVER2))
+    [review] = bench.fake.views(kind="modal", user=APPROVER2)
+    assert bench.driver.submit_view(review.id, user=APPROVER2).ok
     wait_until(lambda: bench.status(intent_id) is IntentStatus.APPROVED)
     wait_until(lambda: any("Approved" in m.text for m in bench.fake.messages(APPROVER2)))
 
@@ -547,7 +561,10 @@ def test_a_waiting_intent_names_its_holder_in_slack_the_digest_and_the_cli(faile
     b.settle()
     assert b.status(waiter) is IntentStatus.WAITING
     said = f"waiting for rds:billing-db-r1, held by intent {holder} (rds.create-replica, requested by @{REQUESTER}"
-    assert said in str(b.parent(waiter).blocks)
+    in_slack = said.replace(f"@{REQUESTER}", f"<@{REQUESTER}>")  # a mention there, not a raw id
+    assert in_slack in str(b.parent(waiter).blocks)
+    [post] = b.replies(waiter)
+    assert in_slack in str(post.blocks) and "starts by itself" in str(post.blocks), "waiting posts once, and says why"
     assert b.services.slack is not None
     digest = build_digest(b.services.slack, b.services.runtime.config.digests[0], b.services.runtime.clock.now())
     assert any(i.intent_id == waiter and said in i.reason for i in digest.attention)

@@ -68,22 +68,29 @@ def test_the_plan_message_and_thread_say_when_it_runs_and_it_starts_when_the_win
     b.settle()
     assert b.status(intent_id) is IntentStatus.SCHEDULED
     assert f"*Scheduled:* {SAYS}" in shown(b, intent_id)
-    assert button_ids(b.parent(intent_id).blocks) == {ActionId.RUN_NOW.value, ActionId.CANCEL.value}
-    assert "Scheduled" in thread(b, intent_id) and SAYS in thread(b, intent_id)
+    assert button_ids(b.parent(intent_id).blocks) == {
+        ActionId.RUN_NOW.value,
+        ActionId.CANCEL.value,
+        ActionId.VIEW_PLAN.value,
+    }
+    assert not b.replies(intent_id), "waiting for its window needs nobody: the plan message says it, nothing is posted"
     assert any("scheduled" in t for t in b.ephemeral_texts(APPROVER))
 
     clock.advance((OPENS - clock.now()).total_seconds() - 1)
     b.services.reconciler.reconcile_due()
     b.settle()
-    assert b.status(intent_id) is IntentStatus.SCHEDULED and "create_replica" not in thread(b, intent_id)
+    assert b.status(intent_id) is IntentStatus.SCHEDULED and ":white_check_mark: `create_replica`" not in shown(
+        b, intent_id
+    )
 
     clock.advance(1)
     b.services.reconciler.reconcile_due()
     b.settle()
     assert b.status(intent_id) is IntentStatus.SUCCEEDED
-    story = thread(b, intent_id)
-    assert "Its start came; starting" in story and "the window Sun 02:00-04:00 UTC opened" in story
-    assert "create_replica" in story
+    opened = [e for e in b.services.ops.show(intent_id).events if e.kind == "window_opened"]
+    assert opened and "the window Sun 02:00-04:00 UTC opened" in str(opened[0].data)
+    assert "Created RDS instance billing-db-r1" in shown(b, intent_id), "the plan message shrank to the outcome"
+    assert "Succeeded" in thread(b, intent_id)
 
 
 def test_run_now_is_an_approvers_button_and_starts_it_outside_the_window(
@@ -114,4 +121,4 @@ def test_run_now_is_an_approvers_button_and_starts_it_outside_the_window(
     b.settle()
     assert b.status(intent_id) is IntentStatus.SUCCEEDED
     assert clock.now() < OPENS - timedelta(hours=5)
-    assert "Run now" in thread(b, intent_id)
+    assert [e.actor for e in b.services.ops.show(intent_id).events if e.kind == "run_now"] == [APPROVER2]

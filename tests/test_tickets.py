@@ -152,7 +152,7 @@ def test_slack_refuses_a_missing_ticket_in_the_ack_and_links_a_given_one_everywh
     bench.settle()
     assert bench.status(intent_id) is IntentStatus.SUCCEEDED
     verdict = bench.replies(intent_id)[-1]
-    assert f"Change ticket: {linked}" in str(verdict.blocks)
+    assert f"change ticket {linked}" in str(verdict.blocks)
 
 
 def test_the_request_form_asks_for_the_ticket(bench: Bench) -> None:

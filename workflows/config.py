@@ -124,6 +124,11 @@ class Environment(_Strict):
     aws_region: str = "us-east-1"
     production: bool = Field(default=True, description="false relaxes nothing by itself; policies may then do so")
     incident_channel: str | None = None
+    incident_risks: tuple[Literal["low", "medium", "high"], ...] = Field(
+        default=("high",),
+        description="changes of these risk levels are announced in incident_channel (linked to their plan message "
+        "and updated with their outcome); the others stay in the channel they were requested in",
+    )
     databases: dict[str, DatabaseRef] = Field(default_factory=dict)
     maintenance_windows: tuple[MaintenanceWindow, ...] = Field(
         default=(), description="changes here run inside these windows, unless a policy says window: optional"

@@ -53,24 +53,26 @@ def guidance(intent: Intent, spec: WorkflowDefinition, steps: list[StepRecord]) 
         f"{intent.workflow} {params} in {intent.environment}, requested by {intent.requester} "
         f"(plan {intent.plan_hash[:12]})"
     )
+    said = {st.name: st.description for st in spec.steps}
     changed = tuple(
-        f"{r.name}: done" + (f" ({_ids(r.external_ids)})" if r.external_ids else "")
+        f"{_step(r.name, said)}: done" + (f" ({_ids(r.external_ids)})" if r.external_ids else "")
         for r in steps
         if r.status is StepStatus.SUCCEEDED
     )
-    in_doubt = any(r.status in (StepStatus.STARTED, StepStatus.UNKNOWN, StepStatus.PENDING) for r in steps)
+    in_doubt = intent.status is IntentStatus.UNKNOWN or any(
+        r.status in (StepStatus.STARTED, StepStatus.UNKNOWN, StepStatus.PENDING) for r in steps
+    )
     if not changed:
-        changed = ("nothing confirmed yet: see what is uncertain",) if in_doubt else ("nothing has been changed",)
+        changed = ("nothing confirmed: see what is uncertain",) if in_doubt else ("nothing has been changed",)
     uncertain = []
     for r in steps:
         if r.status in (StepStatus.STARTED, StepStatus.UNKNOWN):
-            uncertain.append(f"{r.name}: outcome not yet observed" + (f" — {r.error}" if r.error else ""))
+            uncertain.append(f"{_step(r.name, said)}: outcome not yet observed" + (f" — {r.error}" if r.error else ""))
         elif r.status is StepStatus.PENDING:
-            uncertain.append(f"{r.name}: requested, still converging")
-        elif r.status is StepStatus.FAILED:
-            uncertain.append(f"{r.name}: failed after {r.attempts} attempt(s): {r.error}")
-    if (intent.status.needs_human or intent.status is IntentStatus.WAITING) and intent.status_reason:
-        uncertain.append(f"{intent.status.value}: {intent.status_reason}")
+            uncertain.append(f"{_step(r.name, said)}: requested, still converging")
+    # A step that failed for good is not uncertain: its reason is the intent's, said once where the status is.
+    if not uncertain and intent.status is IntentStatus.UNKNOWN and intent.status_reason:
+        uncertain.append(intent.status_reason)
     if not uncertain:
         uncertain.append("nothing: every recorded step has an observed outcome")
     comp = ", ".join(compensable_steps(spec, steps)) or "none"
@@ -78,6 +80,13 @@ def guidance(intent: Intent, spec: WorkflowDefinition, steps: list[StepRecord]) 
         (a, _EXPLAIN[a].format(hash=intent.plan_hash[:12], steps=comp)) for a in available_actions(intent, spec, steps)
     )
     return Guidance(requested, changed, tuple(uncertain), actions)
+
+
+def _step(name: str, said: dict[str, str]) -> str:
+    """A step as people read it: its description, with its name (`create the read replica (create_replica)`)."""
+    base = name.split("[", 1)[0]  # a repeated step is named `<step>[<item>]`
+    description = said.get(base)
+    return f"{description} ({name})" if description else name
 
 
 def _ids(ids: dict[str, object]) -> str:

@@ -43,7 +43,7 @@ from workflows.model import (
     StepStatus,
 )
 from workflows.plan import canonical_json, sha256_hex
-from workflows.planning import compensation_plan, compute_plan, parse_params, plan_locks, ticket_of
+from workflows.planning import compensation_plan, compute_plan, parse_params, plan_items, plan_locks, ticket_of
 from workflows.ports import StoreTx
 from workflows.scheduling import (
     Schedule,
@@ -55,6 +55,7 @@ from workflows.scheduling import (
     take_start,
 )
 from workflows.states import Action
+from workflows.steps import expanded
 from workflows.telemetry import REQUEST_TO_APPROVAL, span, traceparent
 from workflows.tickets import check_ticket, take_ticket
 from workflows.transitions import transition
@@ -86,6 +87,9 @@ class IntentView:
     schedule: Schedule | None = None  # when it starts, if it waits (or would wait, once approved)
     as_of: datetime | None = None  # when this view was read: "in 5 h 12 min" is counted from here
     production: bool = True  # its environment is a production one (an unknown environment counts as one)
+    approver_roles: tuple[str, ...] = ()  # the roles whose members may approve it
+    decide_by: datetime | None = None  # awaiting approval: when the request expires if nobody decides
+    steps_planned: tuple[tuple[str, str], ...] = ()  # the workflow's forward steps, (name, description), in order
 
 
 class OpsService:
@@ -357,17 +361,26 @@ class OpsService:
             steps, approvals, events = tx.steps(intent.id), tx.approvals(intent.id), tx.events(intent.id)
             holders = tx.lock_holders(plan_locks(intent)) if intent.status is S.WAITING else []
         now = self.rt.clock.now()
+        approve = rule(self.rt.config, spec, intent.environment, Action.APPROVE)
+        decide_by = (
+            intent.updated_at + self.rt.config.request_ttl(spec.name, intent.environment)
+            if intent.status.awaiting_approval and not steps  # the expiry scan's own rule
+            else None
+        )
         return IntentView(
             intent,
             tuple(steps),
             tuple(approvals),
             tuple(events),
             guidance(intent, spec, steps),
-            rule(self.rt.config, spec, intent.environment, Action.APPROVE).people,
+            approve.people,
             tuple(h for h in holders if h.intent_id != intent.id),
             shown_schedule(self.rt.config, intent, now),
             now,
             env.production if (env := self.rt.config.environments.get(intent.environment)) is not None else True,
+            tuple(sorted(approve.roles)),
+            decide_by,
+            tuple((s.name, s.description) for s, _ in expanded(spec, plan_items(intent))),
         )
 
     def list(self, status: IntentStatus | None = None, limit: int = 50) -> list[Intent]:

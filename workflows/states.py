@@ -49,6 +49,10 @@ class IntentStatus(StrEnum):
         return STATES[self].needs_human
 
     @property
+    def tells(self) -> bool:
+        return STATES[self].tells
+
+    @property
     def awaiting_approval(self) -> bool:
         return self in AWAITING_APPROVAL
 
@@ -78,6 +82,13 @@ class State:
     actions: tuple[Action, ...] = ()
     terminal: bool = False
     needs_human: bool = False
+    # Entering it is told to people: one post in the intent's thread, naming its requester and approvers. Every
+    # status that needs a human, every end, and waiting behind another intent's lock; progress is only edited in.
+    waits_on_others: bool = False
+
+    @property
+    def tells(self) -> bool:
+        return self.needs_human or self.terminal or self.waits_on_others
 
 
 S, A = IntentStatus, Action
@@ -116,6 +127,7 @@ _ROWS = (
         "approved, waiting for another intent to release a resource it needs; starts by itself",
         frozenset({S.APPROVED, S.CANCELLED}),
         (A.CANCEL,),
+        waits_on_others=True,
     ),
     State(
         S.RUNNING,

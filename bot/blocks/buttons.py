@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 
 from bot.blocks.kit import Block, Style, button, confirm_dialog, overflow
+from bot.blocks.words import changes, sentence, summary, undoing
 from bot.ids import ActionId, ButtonValue
 from workflows.authoring import Risk
 from workflows.model import JSON, Intent, IntentStatus
@@ -56,31 +57,22 @@ def plan_risk(plan: JSON) -> Risk:
 
 
 def _where(intent: Intent) -> str:
-    return f"{intent.workflow} in {intent.environment}"
-
-
-def changes_summary(plan: JSON, limit: int = 3) -> str:
-    """The plan's mutations in a few words: `create rds:billing-db-r1`, or a count past `limit`."""
-    raw = plan.get("mutations")
-    mutations = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
-    said = [f"{m.get('action', '')} {m.get('target') or m.get('resource') or ''}".strip() for m in mutations[:limit]]
-    if not said:
-        return "its steps"
-    more = len(mutations) - len(said)
-    return ", ".join(said) + (f" and {more} more change{'s' if more != 1 else ''}" if more > 0 else "")
+    """`the change to RDS instance billing-db-r1 in prod`: what a button acts on, by its target."""
+    found = changes(intent.plan)
+    return f"the change to {found[0].resource if found else intent.workflow} in {intent.environment}"
 
 
 # What a screen reader says for each button (Slack's accessibility_label, at most 75 characters): the button's
 # text first, then which change it acts on.
 _LABELS: MappingProxyType[Action, str] = MappingProxyType(
     {
-        Action.APPROVE: "Approve plan {plan} of {where}",
-        Action.DENY: "Deny plan {plan} of {where}",
-        Action.RETRY: "Retry the failed step of {where}",
+        Action.APPROVE: "Approve {where} (plan {plan})",
+        Action.DENY: "Deny {where} (plan {plan})",
+        Action.RETRY: "Retry {where}",
         Action.RESUME: "Resume {where}",
         Action.CANCEL: "Cancel {where}",
         Action.MARK_DONE: "Mark done {where}",
-        Action.COMPENSATE: "Compensate {where}: propose undoing its steps",
+        Action.COMPENSATE: "{undo} in {env}",
         Action.RUN_NOW: "Run now {where}",
         Action.REQUEST: "Request again {where}",
     }
@@ -89,14 +81,15 @@ _LABELS: MappingProxyType[Action, str] = MappingProxyType(
 
 def accessibility_label(intent: Intent, action: Action) -> str:
     """The screen-reader label of `action`'s button on `intent`."""
-    return _LABELS[action].format(plan=intent.plan_hash[:12], where=_where(intent))
+    return _LABELS[action].format(
+        plan=intent.plan_hash[:12], where=_where(intent), undo=undo_label(intent), env=intent.environment
+    )
 
 
 def _button(intent: Intent, action: Action, *, style: Style | None = None, confirm: Block | None = None) -> Block:
     label = accessibility_label(intent, action)
-    return button(
-        ACTION_LABELS[action], ACTION_IDS[action], value_for(intent), label=label, style=style, confirm=confirm
-    )
+    text = undo_label(intent) if action is Action.COMPENSATE else ACTION_LABELS[action]  # named by its effect
+    return button(text, ACTION_IDS[action], value_for(intent), label=label, style=style, confirm=confirm)
 
 
 def approval_buttons(intent: Intent, risk: Risk) -> list[Block]:
@@ -105,7 +98,8 @@ def approval_buttons(intent: Intent, risk: Risk) -> list[Block]:
     if risk is Risk.HIGH:
         confirm = confirm_dialog(
             "Approve a high-risk change?",
-            f"Runs {changes_summary(intent.plan)} in {intent.environment} as soon as enough approvals are in.",
+            f"{summary(changes(intent.plan), intent.workflow, 3, detail=False)} in {intent.environment}: it runs as "
+            "soon as enough approvals are in.",
             "Approve",
         )
     return [
@@ -114,11 +108,31 @@ def approval_buttons(intent: Intent, risk: Risk) -> list[Block]:
     ]
 
 
-def _undo_text(where: str) -> str:
+def view_plan_button(intent: Intent) -> Block:
+    """View full plan: opens the whole plan in a modal, for anyone who may see the intent."""
+    label = f"View full plan of {_where(intent)}"
+    return button("View full plan", ActionId.VIEW_PLAN, value_for(intent), label=label)
+
+
+def review_buttons(intent: Intent) -> list[Block]:
+    """Review and approve (primary: the plan modal, whose submit approves) and Deny (danger), for the App Home."""
+    label = f"Review and approve plan {intent.plan_hash[:12]} of {_where(intent)}"
+    return [
+        button("Review and approve", ActionId.REVIEW, value_for(intent), label=label, style="primary"),
+        _button(intent, Action.DENY, style="danger"),
+    ]
+
+
+def _undo_text(intent: Intent) -> str:
     return (
-        f"Proposes a plan that undoes the completed steps of {where}; it runs only once approved, like any plan. "
-        "Steps without an undo stay as they are."
+        f"Proposes a plan to {undoing(changes(intent.plan))} in {intent.environment}, undoing the steps that "
+        "completed. It runs only once approved, like any plan; steps without an undo stay as they are."
     )
+
+
+def undo_label(intent: Intent) -> str:
+    """Compensate named by its effect, as short as a button: `Undo: delete RDS instance billing-db-r1`."""
+    return f"Undo: {undoing(changes(intent.plan), limit=1)}"
 
 
 def _confirm(intent: Intent, action: Action, production: bool) -> Block | None:
@@ -127,28 +141,31 @@ def _confirm(intent: Intent, action: Action, production: bool) -> Block | None:
     if action is Action.CANCEL:
         return confirm_dialog(
             "Cancel this change?",
-            f"Cancel {where}? It stops here and runs no further step. Nothing already changed is undone.",
+            f"Cancel {where}? It stops here and runs no further step. Nothing already changed is undone, and "
+            "an outcome still unknown stays unknown.",
             "Cancel the change",
             "Keep it",
             style="danger",
         )
     if action is Action.RETRY and production:
+        change = summary(changes(intent.plan), intent.workflow, 1, detail=False)
         return confirm_dialog(
             "Retry in production?",
-            f"The failed step of {where} runs again now; the steps already done are not repeated.",
+            f"The failed step runs again now, in {intent.environment}: {change}. The steps already done are not "
+            "repeated.",
             "Retry",
         )
     if action is Action.COMPENSATE:
         return confirm_dialog(
             "Undo the completed steps?",
-            _undo_text(where),
-            "Compensate",
+            _undo_text(intent),
+            "Propose undoing",
             style="danger",
         )
     if action is Action.RUN_NOW:
         return confirm_dialog(
             "Run it now?",
-            f"{where} starts now, without waiting for its maintenance window "
+            f"{sentence(where)} starts now, without waiting for its maintenance window "
             "or start time. Your choice is recorded in the audit log.",
             "Run now",
         )
@@ -159,10 +176,10 @@ def undo_menu(intent: Intent) -> Block:
     """Compensation of a change that succeeded: a rare, destructive choice, so a menu item rather than a button."""
     return overflow(
         ACTION_IDS[Action.COMPENSATE],
-        [("Propose undoing this change", value_for(intent))],
+        [(undo_label(intent), value_for(intent))],
         confirm=confirm_dialog(
             "Propose undoing this change?",
-            _undo_text(_where(intent)),
+            _undo_text(intent),
             "Propose undoing",
             style="danger",
         ),
@@ -188,7 +205,6 @@ def recovery_buttons(intent: Intent, offered: Sequence[Action], *, production: b
 
 
 def intent_buttons(intent: Intent, offered: Sequence[Action], risk: Risk, *, production: bool = True) -> list[Block]:
-    """Approve/Deny while the intent awaits approval; otherwise the offered recovery actions."""
-    if intent.status in AWAITING_APPROVAL:
-        return approval_buttons(intent, risk)
-    return recovery_buttons(intent, offered, production=production)
+    """Approve/Deny first while the intent awaits approval, then every other action its status offers."""
+    first = approval_buttons(intent, risk) if intent.status in AWAITING_APPROVAL else []
+    return [*first, *recovery_buttons(intent, offered, production=production)]

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.blocks.buttons import approval_buttons, plan_risk
+from bot.blocks.buttons import plan_risk, review_buttons
 from bot.blocks.kit import Block, actions, context, divider, header, home, section
 from bot.blocks.status import status_badge
 from bot.blocks.text import clipped, code, duration, elapsed, mention, slack_date
+from bot.blocks.words import changes, summary
 from bot.ids import COMMAND
 from workflows.model import Intent
 
@@ -28,17 +29,19 @@ def _unique(intents: Sequence[Intent]) -> list[Intent]:
 
 
 def _pending(intent: Intent, now: datetime) -> list[Block]:
+    """The change in plain words first, then where and whose; approving goes through the whole plan (a modal)."""
     risk = plan_risk(intent.plan)
     head = (
-        f"*{clipped(intent.workflow, 200)}* in {code(intent.environment, 60)} · risk {risk.value}\n"
-        f"Requested by {mention(intent.requester)} {duration(elapsed(intent.created_at, now))} ago · "
-        f"plan {code(intent.plan_hash[:12])}"
+        f"{clipped(summary(changes(intent.plan), intent.workflow), 600)}\n"
+        f"*{clipped(intent.workflow, 200)}* in {code(intent.environment, 60)} · risk {risk.value} · "
+        f"plan {code(intent.plan_hash[:12])}\n"
+        f"Requested by {mention(intent.requester)} {duration(elapsed(intent.created_at, now))} ago"
     )
     reason = clipped(intent.status_reason, 600) if intent.status_reason else status_badge(intent.status)
     return [
         section(head),
         context([reason, f"Intent {code(intent.id, 60)}"]),
-        actions(approval_buttons(intent, risk), block_id=f"approve:{intent.id}"),
+        actions(review_buttons(intent), block_id=f"approve:{intent.id}"),
     ]
 
 
@@ -55,7 +58,7 @@ def _more(count: int, what: str) -> list[Block]:
 
 
 def render_home(user: str, pending_approvals: list[Intent], recent: list[Intent], now: datetime) -> dict[str, Any]:
-    """The viewer's home tab: approvals waiting on them (with buttons) and their recent operations."""
+    """The viewer's home tab: approvals waiting on them (Review and approve, Deny) and their recent operations."""
     pending, mine = _unique(pending_approvals), _unique(recent)
     blocks: list[Block] = [
         header("Opsbot"),

@@ -245,7 +245,7 @@ def modal(
     private_metadata: str,
     blocks: Sequence[Block],
     submit: str | None,
-    close: str = "Cancel",
+    close: str = "Back",  # never "Cancel": that is the button that stops a change
 ) -> Block:
     """A modal view of at most 100 blocks with a title, submit and close of at most 24 characters."""
     view: Block = {

@@ -125,13 +125,22 @@ def render_request_modal(
         callback_id=CallbackId.REQUEST_MODAL,
         private_metadata=meta.encode(),
         blocks=blocks,
-        submit="Request",
+        submit="Plan it",  # what the submit does: a plan, for an approver; nothing runs yet
     )
 
 
-def render_reason_modal(title: str, meta: ModalMeta, required: bool, *, callback_id: CallbackId) -> dict[str, Any]:
-    """A one-field reason form; the caller names the callback (DENY_MODAL for Deny, REASON_MODAL otherwise)."""
-    hint = (
+def render_reason_modal(
+    title: str,
+    meta: ModalMeta,
+    required: bool,
+    *,
+    callback_id: CallbackId,
+    submit: str = "Submit",
+    hint: str | None = None,
+) -> dict[str, Any]:
+    """A one-field reason form; the caller names the callback (DENY_MODAL for Deny, REASON_MODAL otherwise) and
+    the submit button after what it does ("Deny", "Mark done")."""
+    hint = hint or (
         "Required. Say what you verified by hand, or why; it goes to the thread and the audit log."
         if required
         else "Optional. It goes to the thread and the audit log."
@@ -147,5 +156,5 @@ def render_reason_modal(title: str, meta: ModalMeta, required: bool, *, callback
         callback_id=callback_id,
         private_metadata=meta.encode(),
         blocks=blocks,
-        submit="Submit",
+        submit=submit,
     )

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.blocks.buttons import intent_buttons
+from bot.blocks.buttons import intent_buttons, view_plan_button
 from bot.blocks.kit import (
-    FIELD_TEXT,
     MESSAGE_BLOCKS,
     SECTION_TEXT,
     Block,
     actions,
     context,
     fallback,
-    fields,
     fit_blocks,
-    header,
     section,
 )
+from bot.blocks.progress import checklist
 from bot.blocks.status import status_badge, status_label
-from bot.blocks.text import MAX_ITEMS, bullets, clean, clipped, code, mention, slack_date, ticket_text
+from bot.blocks.text import (
+    MAX_ITEMS,
+    clean,
+    clipped,
+    code,
+    duration,
+    elapsed,
+    mention,
+    plain,
+    slack_date,
+    ticket_text,
+    with_mentions,
+)
+from bot.blocks.words import KINDS, Change, changes, sentence
+from bot.blocks.words import summary as summary_of
 from workflows.authoring import Risk
 from workflows.model import JSON, Approval, Decision, IntentStatus
 from workflows.service import IntentView
@@ -72,7 +83,18 @@ class PlanFacts:
         )
 
 
-_PLAIN_ONLY = re.compile(r"[*`~]")  # mrkdwn marks a notification would show as they are (ids keep their _)
+# Before its first step: what the message shows is the decision, not a checklist.
+_BEFORE_RUNNING = frozenset(
+    {
+        IntentStatus.PENDING_APPROVAL,
+        IntentStatus.NEEDS_REAPPROVAL,
+        IntentStatus.SCHEDULED,
+        IntentStatus.WAITING,
+        IntentStatus.DENIED,
+        IntentStatus.EXPIRED,
+        IntentStatus.CANCELLED,
+    }
+)
 
 
 def _seq(value: object) -> Sequence[Any]:
@@ -116,10 +138,15 @@ def _rollback(entry: tuple[str, str], room: int) -> str:
     return f"{code(step, min(room // 2, 120))}: {_ROLLBACK.get(how) or clipped(how, 100)}"
 
 
-def _status_line(view: IntentView) -> str:
+def _status_line(view: IntentView, risk: Risk) -> str:
+    """`:hourglass: *Pending approval* · `prod` · *high risk*`, then the reason on its own line."""
     intent = view.intent
     reason = intent.status_reason or (intent.last_error if intent.status.terminal else None)
-    return status_badge(intent.status) + (f" — {clipped(reason, _REASON)}" if reason else "")
+    if intent.status in (IntentStatus.SUCCEEDED, IntentStatus.DENIED):
+        reason = None  # the outcome below says what it did, or who denied it and why
+    risk_words = f"*{risk.value} risk*" if risk is Risk.HIGH else f"{risk.value} risk"
+    line = f"{status_badge(intent.status)} · {code(intent.environment, 60)} · {risk_words}"
+    return line + (f"\n{with_mentions(clipped(reason, _REASON))}" if reason else "")
 
 
 def _schedule_line(view: IntentView) -> str:
@@ -131,64 +158,118 @@ def _schedule_line(view: IntentView) -> str:
     return f"\n:calendar: *{head}:* {clipped(schedule.describe(now), 300)} ({slack_date(schedule.starts_at)})"
 
 
-def _plan_sections(facts: PlanFacts) -> list[Block]:
-    limits = f"\n_Limits:_ {clipped(facts.rollback_limits, 800)}" if facts.rollback_limits else ""
-    return [
-        section("*Targets*\n" + bullets(facts.targets, _LIST, code, item_limit=300)),
-        section("*Expected changes*\n" + bullets(facts.mutations, _LIST, _change, empty="no changes")),
-        *fields(
-            [
-                ("Locks", bullets(facts.locks, FIELD_TEXT - 20, code, item_limit=300)),
-                ("Blast radius", clipped(facts.blast_radius, FIELD_TEXT - 20) or "_not stated_"),
-            ]
-        ),
-        *([section("*Conflicts*\n" + bullets(facts.conflicts, _LIST))] if facts.conflicts else []),
-        section("*Rollback*\n" + bullets(facts.rollback, _LIST - 820, _rollback, empty="no steps") + limits),
-        section("*Verification*\n" + bullets(facts.verification, _LIST, empty="no checks")),
-    ]
+def _change_line(change: Change, room: int) -> str:
+    noun = KINDS.get(change.kind)
+    what = (
+        f"*{clipped(sentence(change.action), 40)} {noun}* {code(change.name, 200)}"
+        if noun
+        else (f"*{clipped(sentence(change.action), 40)}* {code(change.target, 200)}")
+    )
+    return what + (f": {clipped(change.detail, max(room - len(what) - 2, 1))}" if change.detail else "")
+
+
+def headline(view: IntentView, summary: str) -> str:
+    """The action and its target in plain words, then who asked: what an approver decides on."""
+    intent = view.intent
+    found = changes(intent.plan)
+    said = "\n".join(_change_line(c, 600) for c in found[:3]) or f"*{clipped(summary, 600)}*"
+    more = f"\n_…and {len(found) - 3} more changes: View full plan_" if len(found) > 3 else ""
+    ticket = f" · change ticket {t}" if (t := ticket_text(intent.plan)) else ""
+    return (
+        f"{said}{more}\n"
+        f"Requested by {mention(intent.requester)} {slack_date(intent.created_at)}{ticket} · "
+        f"{clipped(intent.workflow, 100)}"
+    )
+
+
+def _who_approves(view: IntentView, room: int) -> str:
+    """`*Needs 1 approval* from a member of `dba-lead` (not the requester) · decide by <date>`, then who did."""
+    approvals = current_approvals(view)
+    needed = view.approvals_needed - len(approvals)
+    roles = ", ".join(code(r, 60) for r in view.approver_roles) or "_no role: check the policy_"
+    others = "different people" if needed > 1 else "someone"
+    head = (
+        f":raising_hand: *Needs {needed} more approval{'s' if needed != 1 else ''}* from {others} in {roles}, "
+        "not the requester"
+    )
+    if view.decide_by is not None:
+        head += f" · decide by {slack_date(view.decide_by)}"
+    said = [_decision(a, room) for a in approvals]
+    return "\n".join([head, *said])
+
+
+def _approved_by(view: IntentView) -> str:
+    approvals = current_approvals(view)
+    if not approvals:
+        return ""
+    return "Approved by " + ", ".join(mention(a.actor) for a in approvals[:10])
+
+
+def _outcome(view: IntentView) -> list[Block]:
+    """The one section a finished operation keeps: what it did (or why it stopped) and who decided."""
+    intent = view.intent
+    if intent.status is IntentStatus.SUCCEEDED:
+        found = changes(intent.plan)
+        done = "; ".join(clipped(c.done(), 300) for c in found[:5]) or "every step done"
+        took = _took(view)
+        return [section(f"{sentence(done)}{took}")]
+    denials = [a for a in view.approvals if a.decision is Decision.DENY and a.plan_hash == intent.plan_hash]
+    if intent.status is IntentStatus.DENIED and denials:
+        return [section(_decision(denials[-1], 1500))]
+    return []
+
+
+def _took(view: IntentView) -> str:
+    started = [s.started_at for s in view.steps]
+    finished = [s.finished_at for s in view.steps if s.finished_at is not None]
+    if not started or not finished:
+        return ""
+    return f" in {duration(elapsed(min(started), max(finished)))}"
 
 
 def render_plan_message(view: IntentView, summary: str, risk: Risk) -> list[dict[str, Any]]:
-    """The intent's parent message: plan, approvals so far, status, and the buttons it allows now."""
+    """The intent's one living message: the decision first (status, the change in plain words, who must approve by
+    when, the buttons), then a checklist of its steps edited in place; once finished, just the outcome. Locks,
+    rollback and verification are one click away, behind View full plan."""
     intent = view.intent
-    approvals = current_approvals(view)
+    status = intent.status
     blocks: list[Block] = [
-        header(intent.workflow),
-        section(f"{clipped(summary, 1000)}\n{_status_line(view)}{_schedule_line(view)}"),
-        *fields(
-            [
-                ("Requested by", mention(intent.requester)),
-                ("Environment", code(intent.environment)),
-                ("Risk", f"*{risk.value}*" if risk is Risk.HIGH else risk.value),
-                ("Approvals", f"{len(approvals)}/{view.approvals_needed}"),
-                ("Plan", code(intent.plan_hash[:12])),
-                ("Approval valid until", _expiry(approvals)),
-                *([("Change ticket", ticket)] if (ticket := ticket_text(intent.plan)) else []),
-            ]
-        ),
-        *_plan_sections(PlanFacts.read(intent.plan)),
+        section(f"{_status_line(view, risk)}{_schedule_line(view)}"),
+        section(headline(view, summary)),
     ]
-    decisions = [*approvals, *(a for a in view.approvals if a.decision is Decision.DENY)]
-    if decisions:
-        blocks.append(section("*Decisions*\n" + bullets(decisions, _LIST, _decision)))
+    if status.awaiting_approval:
+        blocks.append(section(_who_approves(view, _LIST)))
+        if PlanFacts.read(intent.plan).conflicts:
+            blocks.append(section(":warning: *Conflicts:* see View full plan"))
+    elif status.terminal:
+        blocks.extend(_outcome(view))
+    if not status.terminal and (view.steps or status not in _BEFORE_RUNNING):
+        blocks.append(section(checklist(view)))
+    notes = [n for n in (_approved_by(view) if not status.awaiting_approval else "",) if n]
     footer = context(
-        [f"Intent {code(intent.id)} · version {intent.version} · requested {slack_date(intent.created_at)}"]
+        [
+            *notes,
+            f"Intent {code(intent.id)} · plan {code(intent.plan_hash[:12])} · version {intent.version}",
+        ]
     )
-    buttons = intent_buttons(intent, view.guidance.action_names, risk, production=view.production)
-    tail = [actions(buttons), footer] if buttons else [footer]
+    buttons = [
+        *intent_buttons(intent, view.guidance.action_names, risk, production=view.production),
+        view_plan_button(intent),
+    ]
+    tail = [actions(buttons), footer]
     return fit_blocks([*blocks, *tail], MESSAGE_BLOCKS, keep_tail=len(tail))
 
 
 def plan_fallback_text(view: IntentView) -> str:
-    """The notification text of the parent message, all a push notification shows: the status and what changes (the
-    action and its target) where, in plain words (no mrkdwn: a phone shows it raw)."""
+    """The notification text of the plan message, all a push notification shows: the status, the change and its
+    target in plain words, where, and what it waits for (no mrkdwn: a phone shows it raw)."""
     intent = view.intent
-    facts = PlanFacts.read(intent.plan)
-    change = "; ".join(f"{a} {t}" + (f" ({d})" if d else "") for a, t, d in facts.mutations[:2]) or intent.workflow
-    approvals = len(current_approvals(view))
-    text = (
-        f"{status_label(intent.status)}: {change} in {intent.environment} ({intent.workflow})"
-        f" · approvals {approvals}/{view.approvals_needed}"
-    )
-    text += f" — {intent.status_reason}" if intent.status_reason else ""
-    return fallback(clean(_PLAIN_ONLY.sub("", text), 2600))
+    change = summary_of(changes(intent.plan), intent.workflow, detail=False)
+    text = f"{status_label(intent.status)}: {change} in {intent.environment}"
+    if intent.status.awaiting_approval:
+        needed = view.approvals_needed - len(current_approvals(view))
+        text += f" — needs {needed} approval{'s' if needed != 1 else ''}"
+        text += f" from {', '.join(view.approver_roles)}" if view.approver_roles else ""
+    elif intent.status_reason:
+        text += f" — {intent.status_reason}"
+    return fallback(clean(plain(text), 2600))

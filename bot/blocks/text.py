@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workflows.redaction import redact, redact_text
+from workflows.windows import in_words
 
 ELLIPSIS = "…"
 FENCE = "```"
@@ -116,9 +117,31 @@ def code_block(value: object, limit: int) -> str:
 
 def mention(actor: str) -> str:
     """A Slack user mention for user ids; other actors (executors, the reconciler) as inline code."""
-    if _SLACK_USER.fullmatch(actor):
+    if is_user(actor):
         return f"<@{actor}>"
     return code(actor, 80)
+
+
+def is_user(actor: str) -> bool:
+    """Whether `actor` is a Slack user id (not an executor, the reconciler or a CLI user)."""
+    return _SLACK_USER.fullmatch(actor) is not None
+
+
+_PLAIN_ONLY = re.compile(r"[*`~]")  # mrkdwn marks a notification would show as they are (ids keep their _)
+
+
+def plain(text: str) -> str:
+    """Text for a push notification, which shows mrkdwn raw: its bold, code and strike marks removed."""
+    return _PLAIN_ONLY.sub("", text)
+
+
+_RAW_USER = re.compile(r"(?<![<@\w])@?([UW][A-Z0-9]{6,})\b")
+
+
+def with_mentions(mrkdwn: str) -> str:
+    """Already-escaped text whose raw Slack user ids (`U0ALICE01`, `@U0ALICE01`) become mentions: stored reasons
+    name people by id, and an id means nothing to a reader."""
+    return _RAW_USER.sub(lambda m: f"<@{m.group(1)}>", mrkdwn)
 
 
 def channel_link(channel: str) -> str:
@@ -154,18 +177,8 @@ def slack_date(moment: datetime) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A compact human duration: 45s, 12m, 3h 5m, 2d 4h."""
-    total = max(int(seconds), 0)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
+    """A duration as people say it (`5 h 12 min`, `40 s`): the one format of the engine's messages too."""
+    return in_words(seconds)
 
 
 def elapsed(since: datetime, now: datetime) -> float:

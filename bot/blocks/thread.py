@@ -1,4 +1,6 @@
-"""Thread replies under an intent's parent message: step progress, notable audit events, the final verdict."""
+"""The posts in an intent's thread, each for a human: something needs them now (failed, unknown, blocked, a stale plan
+or expired approval, waiting for a lock), or the final verdict. Progress is not posted: it is the checklist in the
+plan message, edited in place."""
 
 from __future__ import annotations
 
@@ -6,65 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.blocks.buttons import ACTION_LABELS, intent_buttons, plan_risk
+from bot.blocks.buttons import ACTION_LABELS, intent_buttons, plan_risk, undo_label
 from bot.blocks.kit import MESSAGE_BLOCKS, SECTION_TEXT, Block, actions, context, fallback, fit_blocks, section
 from bot.blocks.status import status_badge, status_label
-from bot.blocks.text import (
-    MAX_ITEMS,
-    bullets,
-    clean,
-    clipped,
-    code,
-    code_block,
-    duration,
-    elapsed,
-    mention,
-    pairs,
-    shown,
-    slack_date,
-    ticket_text,
-    truncate_mrkdwn,
-)
-from workflows.model import AuditEvent, EventKind, StepRecord, StepStatus
+from bot.blocks.text import bullets, clean, clipped, code, is_user, mention, plain, ticket_text, with_mentions
+from bot.blocks.words import changes
+from bot.blocks.words import summary as summary_of
+from workflows.model import AuditEvent, Decision, Intent, IntentStatus, StepStatus
 from workflows.service import IntentView
 from workflows.states import Action
 
-_ERROR = 2000
-_DETAIL = SECTION_TEXT - 400  # what the details of one event may take, after its headline
 _LIST = SECTION_TEXT - 60
-
-
-def _reply(emoji: str, head: str, details: str, meta: list[str], note: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, blocks) of one reply; the notification shows the headline and the short `note`."""
-    body = f"{emoji} {head}" + (f"\n{details}" if details else "")
-    return fallback(head + (f": {note}" if note else "")), [section(body), context(meta)]
-
-
-# steps -------------------------------------------------------------------------------------------
-
-
-def render_step(step: StepRecord) -> tuple[str, list[dict[str, Any]]]:
-    """A thread reply for one step checkpoint: started, succeeded, failed, unknown, or converging."""
-    name = code(step.name)
-    attempts = f"{step.attempts} attempt{'s' if step.attempts != 1 else ''}"
-    meta = [f"Step {step.seq} · {attempts} · started {slack_date(step.started_at)}"]
-    if step.finished_at is not None:
-        meta.append(f"took {duration(elapsed(step.started_at, step.finished_at))}")
-    error = code_block(step.error, _ERROR) if step.error else ""
-    if step.status is StepStatus.STARTED:
-        again = f" (attempt {step.attempts})" if step.attempts > 1 else ""
-        return _reply(":arrow_forward:", f"Step {name} started{again}", "", meta)
-    if step.status is StepStatus.SUCCEEDED:
-        ids = pairs(step.external_ids, _ERROR) if step.external_ids else ""
-        return _reply(":white_check_mark:", f"Step {name} succeeded", ids, meta)
-    if step.status is StepStatus.FAILED:
-        return _reply(":x:", f"Step {name} failed after {attempts}", error, meta)
-    if step.status is StepStatus.UNKNOWN:
-        details = "opsbot will look at the world before doing anything else" + (f"\n{error}" if error else "")
-        return _reply(":grey_question:", f"Outcome of step {name} is unknown", details, meta)
-    observed = step.output.get("observed")
-    seen = f"Last observed: {pairs(observed, 600)}" if observed else ""
-    return _reply(":hourglass_flowing_sand:", f"Step {name} requested; waiting for it to converge", seen, meta)
 
 
 # events ------------------------------------------------------------------------------------------
@@ -116,89 +70,119 @@ _NOTABLE: dict[str, _Notable] = {
     "checkpoint_mismatch": _Notable(":rotating_light:", "Checkpoint mismatch: the code no longer matches the record"),
 }
 NOTABLE_KINDS = frozenset(_NOTABLE)
-# A refusal is answered privately to whoever was refused and kept in the audit log; a thread reply would name
-# (and ping) them in front of the channel for a click that changed nothing.
-PRIVATE_KINDS = frozenset(
-    {EventKind.APPROVAL_REFUSED, EventKind.ACTION_REFUSED, EventKind.DENY_REFUSED, EventKind.REQUEST_REFUSED}
-)
 
 
-def _names(value: object) -> str:
-    items = list(value[:MAX_ITEMS]) if isinstance(value, list | tuple) else [value]
-    return truncate_mrkdwn(", ".join(code(v, 80) for v in items) or "none", 600)
+# verdicts ---------------------------------------------------------------------------------------
+
+# Ended with a decision someone took: said in one line, by whom and why.
+_ONE_LINE = frozenset({IntentStatus.DENIED, IntentStatus.CANCELLED, IntentStatus.EXPIRED, IntentStatus.MARKED_DONE})
 
 
-def _ids_by_step(value: object) -> str:
-    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-        return bullets(list(value.items()), 1000, lambda e, room: f"{code(e[0], 80)}: {pairs(e[1], room - 84)}")
-    return pairs(value, 800)
+def audience(view: IntentView) -> str:
+    """The requester and the approvers of the current plan, as mentions: whom a post that needs a human pings."""
+    # Every approver so far, of any plan: a stale plan or an expired approval needs the same people again.
+    people = [view.intent.requester, *(a.actor for a in view.approvals if a.decision is Decision.APPROVE)]
+    unique = list(dict.fromkeys(p for p in people if is_user(p)))
+    return " ".join(mention(p) for p in unique[:10])
 
 
-# Data keys worth showing, in display order; every other key (params, full plans) stays in the audit log.
-_DETAIL_LINES: tuple[tuple[str, Callable[[Any], str]], ...] = (
-    ("step", lambda v: f"Step {code(v, 80)}"),
-    ("attempt", lambda v: f"Attempt {shown(v, 40)}"),
-    ("lease_owner", lambda v: f"Executor {code(v, 80)} stopped renewing its lease"),
-    ("unknown_steps", lambda v: f"In flight when it stopped: {_names(v)}"),
-    ("reason", lambda v: shown(v, 1500)),
-    ("starts", lambda v: f":calendar: *scheduled:* {shown(v, 300)}"),
-    ("why", lambda v: shown(v, 1000)),
-    ("how", lambda v: f"How: {shown(v, 200)}"),
-    ("external_ids", _ids_by_step),
-    ("replayed", lambda v: f"Replayed from checkpoints: {_names(v)}"),
-    ("guidance", lambda v: f"_What to do:_ {shown(v, 800)}"),
-    ("plan_hash", lambda v: f"Plan {code(str(v)[:12])}"),
-    ("new_plan_hash", lambda v: f"New plan {code(str(v)[:12])}"),
-)
+def advice(view: IntentView, entry: AuditEvent | None) -> str:
+    """The adapter's concrete advice for what stopped it (the entry event's, else the latest given)."""
+    events = [entry] if entry is not None and entry.data.get("guidance") else []
+    events += [e for e in reversed(view.events) if e.data.get("guidance")]
+    return str(events[0].data["guidance"]) if events else ""
 
 
-def _details(data: dict[str, Any]) -> str:
-    # Only these fixed, non-secret keys are shown, each value redacted and escaped by its line's renderer.
-    lines = [render(data[key]) for key, render in _DETAIL_LINES if data.get(key) not in (None, "", [], {})]
-    text = "\n".join(line for line in lines if line)
-    return truncate_mrkdwn(text, _DETAIL)
+def _can_do(intent: Intent) -> Callable[[tuple[Action, str], int], str]:
+    """One offered action as a bullet, under the name its button shows."""
+
+    def line(entry: tuple[Action, str], room: int) -> str:
+        action, why = entry
+        name = undo_label(intent) if action is Action.COMPENSATE else ACTION_LABELS[action]
+        return f"*{clipped(name, 80)}* — {clipped(why, max(room - 100, 1))}"
+
+    return line
 
 
-def render_event(event: AuditEvent) -> tuple[str, list[dict[str, Any]]] | None:
-    """A thread reply for a notable audit event; None for routine ones (requests) and for refusals (private)."""
-    notable = None if event.kind in PRIVATE_KINDS else _NOTABLE.get(event.kind)
+def _title(view: IntentView, entry: AuditEvent | None) -> str:
+    notable = _NOTABLE.get(entry.kind) if entry is not None else None
     if notable is None:
-        return None
-    head = f"*{notable.title}*" + (f" {notable.by} {mention(event.actor)}" if notable.by is not None else "")
-    via = event.data.get("via")
-    by = mention(event.actor) + (f" (via {shown(via, 120)})" if via else "")
-    meta = [f"{by} · {slack_date(event.created_at)} · audit event {event.seq}"]
-    reason = event.data.get("reason")
-    return _reply(notable.emoji, head, _details(event.data), meta, shown(reason, 300) if reason else "")
+        return status_badge(view.intent.status)
+    return f"{notable.emoji} *{notable.title}*"
 
 
-# verdict -----------------------------------------------------------------------------------------
+def _by(entry: AuditEvent | None) -> str:
+    return f" by {mention(entry.actor)}" if entry is not None and is_user(entry.actor) else ""
 
 
-def _can_do(entry: tuple[Action, str], room: int) -> str:
-    action, why = entry
-    return f"*{ACTION_LABELS[action]}* — {clipped(why, max(room - 20, 1))}"
+def _own_words(reason: str, entry: AuditEvent | None) -> str:
+    """An operator's reason without the `cancelled by U0…: ` the service puts in front (the line names them)."""
+    if entry is not None:
+        return reason.removeprefix(f"{entry.kind} by {entry.actor}: ")
+    return reason
 
 
-def render_verdict(view: IntentView) -> tuple[str, list[dict[str, Any]]]:
-    """The stuck-or-final summary: the four answers and the actions available now."""
+def render_verdict(view: IntentView, entry: AuditEvent | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The post for a human: what you can do now (with the adapter's advice), what is uncertain, what changed (in
+    resources); the final verdict of a success lists what it created, a decision (denied, cancelled) is one line.
+    `entry` is the audit event that moved it into its status: it names who decided, or what went wrong."""
     intent, g = view.intent, view.guidance
-    reason = intent.status_reason or intent.last_error
-    head = status_badge(intent.status) + (f" — {clipped(reason, 1500)}" if reason else "")
-
-    blocks: list[Block] = [
-        section(head),
-        section(
-            "*Requested*\n"
-            + clipped(g.requested, _LIST)
-            + (f"\nChange ticket: {ticket}" if (ticket := ticket_text(intent.plan)) else "")
-        ),
-        section("*What changed*\n" + bullets(g.changed, _LIST)),
-        section("*What is uncertain*\n" + bullets(g.uncertain, _LIST)),
-        section("*What you can do now*\n" + bullets(g.actions, _LIST, _can_do, empty="nothing: this is final")),
-    ]
+    reason = intent.status_reason or intent.last_error or ""
+    found = changes(intent.plan)
+    where = f"{summary_of(found, intent.workflow, detail=False)} in {intent.environment}"
+    who = audience(view)
     buttons = intent_buttons(intent, g.action_names, plan_risk(intent.plan), production=view.production)
     tail = [actions(buttons)] if buttons else []
-    text = f"{clean(intent.workflow, 300)}: {status_label(intent.status)}"
-    text += f" — {clean(reason, 2000)}" if reason else ""
-    return fallback(text), fit_blocks([*blocks, *tail], MESSAGE_BLOCKS, keep_tail=len(tail))
+    plain = f"{status_label(intent.status)}: {where}"
+
+    footer = context([_footer(view, where)])
+    if intent.status in _ONE_LINE or intent.status is IntentStatus.COMPENSATED:
+        reason = _own_words(reason, entry)
+        said = f" — {with_mentions(clipped(reason, 1500))}" if reason else ""
+        line = f"{who} {status_badge(intent.status)}{_by(entry)}{said}"
+        text = plain + (f" — {clean(reason, 1500)}" if reason else "")
+        return fallback(_plain(text)), [section(line.strip()), footer, *tail]
+
+    if intent.status is IntentStatus.SUCCEEDED:
+        done = [c.done() for c in found] or ["every step done"]
+        head = f"{who} {status_badge(intent.status)} — {clipped('; '.join(done[:3]), 1500)}"
+        ids = [i for r in view.steps if r.status is StepStatus.SUCCEEDED for i in r.external_ids.items()]
+        detail = "*What changed*\n" + bullets([*done, *(f"{k}: {v}" for k, v in ids)], _LIST)
+        text = f"{plain} — {'; '.join(done[:3])}"
+        return fallback(_plain(text)), fit_blocks(
+            [section(head.strip()), section(detail), footer, *tail], MESSAGE_BLOCKS, keep_tail=len(tail)
+        )
+
+    advised = advice(view, entry)
+    todo = "*What you can do now*\n"
+    todo += f":bulb: {clipped(advised, 800)}\n" if advised else ""
+    if intent.status is IntentStatus.WAITING:
+        todo += "_Nothing, if you can wait: it starts by itself once the resource is free._\n"
+    todo += bullets(g.actions, _LIST - 820, _can_do(intent), empty="nothing yet: opsbot keeps checking by itself")
+    unknown = intent.status is IntentStatus.UNKNOWN or any(r.status is StepStatus.UNKNOWN for r in view.steps)
+    changed = g.changed if not unknown else ("nothing confirmed: see what is uncertain", *g.changed[1:])
+    blocks: list[Block] = [
+        section(f"{who} {_title(view, entry)} — {with_mentions(clipped(reason, 1500))}".strip()),
+        section(todo),
+        section("*What is uncertain*\n" + bullets(g.uncertain, _LIST)),
+        section("*What changed*\n" + bullets(changed, _LIST)),
+        footer,
+    ]
+    text = f"{plain} — {clean(reason, 1000)}" + (f" — what to do: {clean(advised, 600)}" if advised else "")
+    return fallback(_plain(text)), fit_blocks([*blocks, *tail], MESSAGE_BLOCKS, keep_tail=len(tail))
+
+
+def _footer(view: IntentView, where: str) -> str:
+    ticket = f" · change ticket {t}" if (t := ticket_text(view.intent.plan)) else ""
+    return f"{clipped(where, 600)}{ticket} · intent {code(view.intent.id)} · every step is in the plan message"
+
+
+def _plain(text: str) -> str:
+    return plain(text)
+
+
+def superseded(payload: dict[str, Any]) -> dict[str, Any]:
+    """An earlier post for a human once the intent moved on: the same words, its buttons replaced by a note."""
+    blocks = [b for b in payload.get("blocks") or [] if b.get("type") != "actions"]
+    note = context([":arrow_heading_down: Superseded: the intent has moved on since; the plan message is up to date"])
+    return {"text": str(payload.get("text", "")), "blocks": [*blocks[: MESSAGE_BLOCKS - 1], note]}

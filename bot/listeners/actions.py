@@ -40,6 +40,13 @@ def register(app: App, surface: SlackSurface) -> None:
             view = surface.reason_modal(ActionId(action["action_id"]), value, _channel(body), body["user"]["id"])
             client.views_open(trigger_id=body["trigger_id"], view=view)
 
+    def open_plan(body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        """After the ack: who may see it, then the whole plan (Review: a modal whose submit approves it)."""
+        with answering(body, respond, client):
+            value, approve = button_value(action.get("value")), action["action_id"] == ActionId.REVIEW.value
+            view = surface.plan_modal(value, _channel(body), body["user"]["id"], approve=approve)
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+
     def recover(body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
         """After the ack: a retry may re-plan against AWS."""
         with answering(body, respond, client):
@@ -49,6 +56,8 @@ def register(app: App, surface: SlackSurface) -> None:
     app.action(ActionId.APPROVE.value)(ack=ack_click, lazy=[approve])
     for reasoned in (ActionId.DENY, ActionId.MARK_DONE):
         app.action(reasoned.value)(ack=ack_click, lazy=[ask_reason])
+    for planned in (ActionId.VIEW_PLAN, ActionId.REVIEW):
+        app.action(planned.value)(ack=ack_click, lazy=[open_plan])
     for action_id in RECOVERY:
         if action_id is not ActionId.MARK_DONE:
             app.action(action_id.value)(ack=ack_click, lazy=[recover])

@@ -50,18 +50,51 @@ def register(app: App, surface: SlackSurface) -> None:
     app.view(CallbackId.REQUEST_MODAL.value)(ack=check_request, lazy=[plan_request])
 
     def close_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        if _our_form(ack, body, view, client) is not None:
-            ack()
+        """Before the ack: a blank reason goes back onto the form, which stays open."""
+        meta = _our_form(ack, body, view, client)
+        if meta is None:
+            return
+        missing = surface.missing_reason(meta, _text(_values(view), BlockId.REASON.value, REASON_ACTION))
+        if missing is not None:
+            ack(response_action="errors", errors={BlockId.REASON.value: missing})
+            return
+        ack()
 
     def submit_reason(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         meta = modal_meta(view.get("private_metadata"))
         who = {"user": {"id": body["user"]["id"]}, "channel": {"id": meta.channel}}
         reason = _text(_values(view), BlockId.REASON.value, REASON_ACTION)
+        if surface.missing_reason(meta, reason) is not None:
+            return  # refused on the form in the ack; the lazy half runs all the same
         with answering(who, client=client):
             tell(who, surface.submit_reason(meta, reason, body["user"]["id"]).text, client=client)
 
     app.view(CallbackId.DENY_MODAL.value)(ack=close_reason, lazy=[submit_reason])
     app.view(CallbackId.REASON_MODAL.value)(ack=close_reason, lazy=[submit_reason])
+
+    def close_review(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        if _our_form(ack, body, view, client) is not None:
+            ack()
+
+    def approve_reviewed(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        """After the ack: the approval, checked against whoever submitted; the answer (or refusal) by DM from the
+        Home tab, ephemerally in a channel otherwise."""
+        try:
+            meta = modal_meta(view.get("private_metadata"))
+        except OpsError:
+            return  # the ack closed the form and said why
+        user = body["user"]["id"]
+        who = {"user": {"id": user}, "channel": {"id": meta.channel}}
+        with answering(who, client=client):
+            tell(who, surface.approve_reviewed(meta, user).text, client=client)
+
+    app.view(CallbackId.APPROVE_MODAL.value)(ack=close_review, lazy=[approve_reviewed])
+
+    def close_plan(ack: Ack) -> None:
+        """The read-only plan has no submit button: a submission can only be forged, and does nothing."""
+        ack()
+
+    app.view(CallbackId.PLAN_MODAL.value)(close_plan)
 
 
 def _command(surface: SlackSurface, meta: ModalMeta, view: dict[str, Any]) -> Command:

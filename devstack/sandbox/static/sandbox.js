@@ -6,12 +6,12 @@ const POLL_MS = 500;
 const AWS_POLL_MS = 3000;
 const EMOJI = {
   alarm_clock: "⏰", arrow_forward: "▶️", arrows_counterclockwise: "🔄", ballot_box_with_check: "☑️",
-  boom: "💥", eyes: "👀", gear: "⚙️", grey_question: "❔", heavy_check_mark: "✔️", heavy_multiplication_x: "✖️",
+  arrow_heading_down: "⤵️", boom: "💥", bulb: "💡", calendar: "📆", eyes: "👀", fast_forward: "⏩", gear: "⚙️", grey_question: "❔", heavy_check_mark: "✔️", heavy_multiplication_x: "✖️",
   hourglass: "⌛", hourglass_flowing_sand: "⏳", inbox_tray: "📥", information_source: "ℹ️",
   large_green_circle: "🟢", large_yellow_circle: "🟡", leftwards_arrow_with_hook: "↩️", lock: "🔒", mag: "🔍",
-  memo: "📝", no_entry: "⛔", no_entry_sign: "🚫", octagonal_sign: "🛑", red_circle: "🔴", repeat: "🔁",
+  memo: "📝", raising_hand: "🙋", no_entry: "⛔", no_entry_sign: "🚫", octagonal_sign: "🛑", red_circle: "🔴", repeat: "🔁",
   rewind: "⏪", robot_face: "🤖", rotating_light: "🚨", skull: "💀", sparkles: "✨", stopwatch: "⏱️",
-  tada: "🎉", unlock: "🔓", warning: "⚠️", white_check_mark: "✅", x: "❌", zzz: "💤",
+  tada: "🎉", unlock: "🔓", warning: "⚠️", white_check_mark: "✅", white_circle: "⚪", x: "❌", zzz: "💤",
 };
 
 const ui = {
