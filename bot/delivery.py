@@ -161,11 +161,9 @@ class OutboxWorker:
         if linked := payload.pop(LINK_PARENT, None):
             payload = self._linked(str(linked), payload)
         if item.kind == OutboxKind.UPDATE_PARENT:
-            thread = self.store.thread(item.intent_id or "")
-            if thread is None or thread.parent_ts is None:
-                raise _NotYet("parent message not posted yet")
-            response = self.client.chat_update(channel=item.channel, ts=thread.parent_ts, **payload)
-            return str(response.get("ts") or thread.parent_ts)
+            _, parent = self._parent(item.intent_id or "")
+            response = self.client.chat_update(channel=item.channel, ts=parent, **payload)
+            return str(response.get("ts") or parent)
         if item.kind == OutboxKind.EDIT:
             target = str(payload.pop(EDIT_OF, ""))
             posted = self.store.posted(target)
@@ -180,25 +178,32 @@ class OutboxWorker:
                 return ts  # an earlier attempt reached Slack and only its answer was lost
             payload["metadata"] = {"event_type": PLAN_EVENT, "event_payload": {"intent_id": item.intent_id}}
         if item.kind == OutboxKind.THREAD_REPLY:
-            thread = self.store.thread(item.intent_id or "")
-            if thread is None or thread.parent_ts is None:
-                raise _NotYet("parent message not posted yet")
-            payload["thread_ts"] = thread.parent_ts
+            payload["thread_ts"] = self._parent(item.intent_id or "")[1]
         response = self.client.chat_postMessage(channel=item.channel, **payload)
         return str(response.get("ts"))
+
+    def _parent(self, intent_id: str) -> tuple[str, str]:
+        """(channel, ts) of `intent_id`'s plan message; _NotYet until it is posted, _Gone if Slack refused it for good
+        (what hangs under it or edits it would otherwise wait for ever)."""
+        thread = self.store.thread(intent_id)
+        if thread is not None and thread.parent_ts is not None:
+            return thread.channel, thread.parent_ts
+        parent = self.store.posted(f"{intent_id}:parent")
+        if parent is not None and parent.status == OutboxStatus.DEAD:
+            raise _Gone(f"the plan message of {intent_id} was refused by Slack for good")
+        raise _NotYet("parent message not posted yet")
 
     def _linked(self, intent_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         """`payload` with PLAN_URL replaced by the permalink of `intent_id`'s plan message (asked once, then kept)."""
         url = self._permalinks.get(intent_id)
         if url is None:
-            thread = self.store.thread(intent_id)
-            if thread is None or thread.parent_ts is None:
-                raise _NotYet("the plan message it links is not posted yet")
-            url = str(self.client.chat_getPermalink(channel=thread.channel, message_ts=thread.parent_ts)["permalink"])
+            channel, parent = self._parent(intent_id)
+            url = str(self.client.chat_getPermalink(channel=channel, message_ts=parent)["permalink"])
             if len(self._permalinks) > 10_000:
                 self._permalinks.clear()
             self._permalinks[intent_id] = url
-        return dict(json.loads(json.dumps(payload).replace(PLAN_URL, url.replace("|", "%7C").replace(">", "%3E"))))
+        safe = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")  # it goes inside a mrkdwn <url|label>
+        return dict(json.loads(json.dumps(payload).replace(PLAN_URL, json.dumps(safe)[1:-1])))
 
     def _find_parent(self, item: OutboxItem) -> str | None:
         """Look for a plan message this intent already has (by its metadata) before posting it again."""

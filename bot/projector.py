@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from hashlib import sha256
 from typing import Any
 
 import structlog
@@ -19,7 +20,7 @@ from bot.blocks.buttons import plan_risk
 from bot.blocks.incident import render_incident_notice
 from bot.blocks.plan import plan_fallback_text, render_plan_message
 from bot.blocks.thread import render_verdict, superseded
-from store.slack import EDIT_OF, LINK_PARENT, PLAN_URL, Message, OutboxKind, SlackStore, SlackThread
+from store.slack import EDIT_OF, LINK_PARENT, PLAN_URL, Message, OutboxKind, OutboxStatus, SlackStore, SlackThread
 from workflows.model import AuditEvent, IntentId, StepRecord
 from workflows.registry import Registry
 from workflows.service import IntentView, OpsService
@@ -51,6 +52,7 @@ def post_key(view: IntentView, entry: AuditEvent | None) -> str:
     return f"{view.intent.id}:post:{entry.seq if entry is not None else f'v{view.intent.version}'}"
 
 
+MAX_THREAD_POSTS = 2  # with the plan message, at most three posts per operation
 SWEEP = 25  # unsettled threads looked at per pass, round-robin, besides those a signal marked
 
 
@@ -62,6 +64,7 @@ class Projector:
         self.ops, self.slack, self.registry = ops, slack, registry
         self._marked: set[str] = set()
         self._lock = threading.Lock()
+        self._projecting = threading.Lock()
         self._cursor = ""
 
     def mark(self, intent_id: str) -> None:
@@ -85,6 +88,12 @@ class Projector:
         return queued
 
     def sync_one(self, intent_id: str) -> int:
+        # One projection at a time in this process: a click's refresh and the worker's pass would otherwise queue
+        # the edits of one message out of order.
+        with self._projecting:
+            return self._sync_one(intent_id)
+
+    def _sync_one(self, intent_id: str) -> int:
         thread = self.slack.thread(intent_id)
         if thread is None:
             return 0
@@ -98,7 +107,9 @@ class Projector:
         signature = step_signature(view.steps)  # of what is rendered below
         items = self._thread_posts(view, thread)
         parent = parent_payload(view, self.registry)
-        key = f"{intent_id}:parent:v{intent.version}:{signature}"
+        key = (
+            f"{intent_id}:parent:v{intent.version}:{sha256(signature.encode()).hexdigest()[:16]}"  # keys are cut at 200
+        )
         items.append((key, intent_id, thread.channel, OutboxKind.UPDATE_PARENT, parent))
         items += self._incident_notice(view, thread)
         queued = self.slack.enqueue(items, self.ops.rt.clock.now())
@@ -107,23 +118,29 @@ class Projector:
 
     def _thread_posts(self, view: IntentView, thread: SlackThread) -> list[Message]:
         """The post for the status it entered (once posted, edits keep its buttons current), and an edit that takes
-        the buttons off each earlier post."""
+        the buttons off each earlier post. An operation posts at most MAX_THREAD_POSTS times in its thread: past
+        that, the latest post is edited to say the new status instead (with its buttons)."""
         intent, items = view.intent, list[Message]()
-        posted = dict(self.slack.posts(intent.id, f"{intent.id}:post:", OutboxKind.THREAD_REPLY))
-        current = None
+        earlier = self.slack.posts(intent.id, f"{intent.id}:post:", OutboxKind.THREAD_REPLY)
+        posted = {key: payload for key, payload, status in earlier if status != OutboxStatus.SUPERSEDED}
+        target = None
         if intent.status.tells:
             entry = entry_event(view)
-            current = post_key(view, entry)
+            target = post_key(view, entry)
+            if target not in posted and len(posted) >= MAX_THREAD_POSTS:
+                target = list(posted)[-1]  # no further post: the latest one says it
             text, blocks = render_verdict(view, entry)
-            if current in posted:
-                edit = {"text": text, "blocks": blocks, EDIT_OF: current}
-                items.append((f"{current}:v{intent.version}", intent.id, thread.channel, OutboxKind.EDIT, edit))
+            if target in posted:
+                edit = {"text": text, "blocks": blocks, EDIT_OF: target}
+                items.append((f"{target}:v{intent.version}", intent.id, thread.channel, OutboxKind.EDIT, edit))
             else:
                 post = {"text": text, "blocks": blocks, "reply_broadcast": True}
-                items.append((current, intent.id, thread.channel, OutboxKind.THREAD_REPLY, post))
+                items.append((target, intent.id, thread.channel, OutboxKind.THREAD_REPLY, post))
+        unsent = [key for key, _, status in earlier if key != target and status == OutboxStatus.PENDING]
+        self.slack.drop_pending(unsent)  # moved on before Slack saw it: a post nobody needs any more
         for key, payload in posted.items():
-            if key != current:
-                over = {**superseded(payload), EDIT_OF: key}
+            if key != target:
+                over = {**superseded(payload), EDIT_OF: key}  # dead at once if it was dropped above
                 items.append((f"{key}:over", intent.id, thread.channel, OutboxKind.EDIT, over))
         return items
 

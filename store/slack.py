@@ -252,16 +252,26 @@ class SlackStore:
             row = conn.execute(sa.select(o.status, o.channel, o.ts).where(o.dedupe_key == key[:200])).first()
         return Posted(row.status, row.channel, row.ts) if row else None
 
-    def posts(self, intent_id: str, prefix: str, kind: OutboxKind) -> list[tuple[str, dict[str, Any]]]:
-        """(key, payload) of `intent_id`'s messages of `kind` whose key starts with `prefix`, oldest first."""
+    def posts(self, intent_id: str, prefix: str, kind: OutboxKind) -> list[tuple[str, dict[str, Any], str]]:
+        """(key, payload, status) of `intent_id`'s messages of `kind` whose key starts with `prefix`, oldest first."""
         o = t.outbox.c
         q = (
-            sa.select(o.dedupe_key, o.payload)
+            sa.select(o.dedupe_key, o.payload, o.status)
             .where(o.intent_id == intent_id, o.kind == kind, o.dedupe_key.startswith(prefix, autoescape=True))
             .order_by(o.id)
         )
         with self.engine.connect() as conn:
-            return [(r.dedupe_key, r.payload) for r in conn.execute(q)]
+            return [(r.dedupe_key, r.payload, r.status) for r in conn.execute(q)]
+
+    def drop_pending(self, keys: list[str]) -> None:
+        """Never send these, if they are still waiting (one a drain holds already may still go out)."""
+        if keys:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.update(t.outbox)
+                    .where(t.outbox.c.dedupe_key.in_(keys), t.outbox.c.status == OutboxStatus.PENDING)
+                    .values(status=OutboxStatus.SUPERSEDED)
+                )
 
     def mark_retry(self, item: OutboxItem, next_at: datetime, error: str) -> None:
         with self.engine.begin() as conn:

@@ -1147,3 +1147,32 @@ def test_fit_blocks_keeps_the_buttons() -> None:
     blocks = [section(str(i)) for i in range(60)] + [context(["tail"])]
     fitted = fit_blocks(blocks, 50, keep_tail=1)
     assert len(fitted) == 50 and fitted[-1] == context(["tail"]) and "12 more" in json.dumps(fitted[-2])
+
+
+def test_only_the_people_of_an_intent_become_mentions_in_its_reasons() -> None:
+    """A reason's raw id of someone who acted becomes a mention; a word like UNAVAILABLE, or an id someone typed
+    into a reason, stays text (a reason cannot ping anyone)."""
+    reason = f"cancelled by {SECOND}: gRPC UNAVAILABLE, ask U0STRANGER01"
+    intent = make_intent(IntentStatus.CANCELLED, status_reason=reason)
+    entry = make_event(4, "cancelled", SECOND, {"from": "failed", "to": "cancelled", "reason": reason})
+    first = block_text(verdict_payload(make_view(intent, events=[entry]), entry)["blocks"][0])
+    assert f"by <@{SECOND}>" in first and "gRPC UNAVAILABLE, ask U0STRANGER01" in first
+    assert "<@UNAVAILABLE>" not in first and "<@U0STRANGER01>" not in first
+
+
+def test_advice_comes_from_the_current_stop_not_an_earlier_one() -> None:
+    """The advice given for a failure already retried does not lead the post of the next stop."""
+    intent = make_intent(IntentStatus.UNKNOWN, status_reason="create_replica: outcome unknown")
+    old = make_event(3, "step_failed", "executor", {"from": "running", "to": "failed", "guidance": "raise the quota"})
+    entry = make_event(6, "step_unknown", "executor", {"from": "running", "to": "unknown"})
+    blocks = verdict_payload(make_view(intent, [STEPS["unknown"]], events=[old, entry]), entry)["blocks"]
+    assert "raise the quota" not in json.dumps(blocks)
+
+
+def test_an_unknown_outcome_keeps_the_changes_already_confirmed() -> None:
+    """One step done, the next unknown: what changed names the done one; nothing is hidden behind the unknown."""
+    intent = make_intent(IntentStatus.UNKNOWN, status_reason="await_available: outcome unknown")
+    unknown = dataclasses.replace(STEPS["unknown"], seq=2, name="await_available")
+    blocks = verdict_payload(make_view(intent, [CREATED, unknown]))["blocks"]
+    [changed] = [block_text(b) for b in blocks if block_text(b).startswith("*What changed*")]
+    assert "billing-db-r1" in changed and "nothing" not in changed

@@ -237,3 +237,23 @@ def test_a_link_to_the_plan_message_is_its_permalink(slack_store: SlackStore, fa
     permalink = fake.calls_to("chat.getPermalink")[0].body["permalink"]
     assert parent.ts.replace(".", "") in permalink and f"<{permalink}|the plan>" in str(posted.blocks)
     assert PLAN_URL not in str(posted.blocks) and LINK_PARENT not in str(fake.calls_to("chat.postMessage")[-1].args)
+
+
+def test_what_hangs_under_a_plan_message_slack_refused_is_dropped(slack_store: SlackStore, fake: FakeSlack) -> None:
+    """A plan message Slack refused for good: its replies, its updates and links to it end dead, not waiting."""
+    intent_id = intent(slack_store)
+    now = SystemClock().now()
+    bad = {"text": "plan", "blocks": [{"type": "nonsense"}]}
+    slack_store.enqueue(
+        [
+            (f"{intent_id}:parent", intent_id, CHANNEL, "post_parent", bad),
+            ("r", intent_id, CHANNEL, "thread_reply", {"text": "failed"}),
+            ("u", intent_id, CHANNEL, "update_parent", {"text": "plan v2"}),
+            ("n", intent_id, CHANNEL, "post", {"text": f"<{PLAN_URL}|plan>", LINK_PARENT: intent_id}),
+        ],
+        now,
+        thread=(intent_id, CHANNEL),
+    )
+    w = worker(slack_store, fake, burst=10, rate=10.0)
+    w.drain_until_idle(timeout=10)
+    assert slack_store.pending_count() == 0 and w.stats.dead == 4 and not fake.messages(CHANNEL)

@@ -246,6 +246,16 @@ def test_a_failure_retried_to_success_makes_three_posts_and_the_first_loses_its_
     assert ActionId.RETRY.value in _buttons(second)
     assert len(after.posts) == 3
 
+    # Cancelled now: the operation has made its three posts, so the latest one says it (an edit, no fourth post).
+    cancel = bench.driver.click(OPS, second.ts, ActionId.CANCEL.value, user=REQUESTER)
+    assert cancel.status == 200
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.CANCELLED
+    final = observed(bench, intent_id)
+    assert len(final.posts) == 3 and len(final.replies) == 2
+    assert "Cancelled" in str(final.replies[-1].blocks) and not _buttons(final.replies[-1])
+    assert "Done before it stopped, and left as it is" in str(final.replies[-1].blocks), "what the steps left"
+
 
 def test_a_denial_is_one_line_posted_once(bench: Bench) -> None:
     """Denied: the plan message shrinks to who denied and why; one post says it in one line."""

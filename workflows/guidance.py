@@ -28,6 +28,7 @@ class Guidance:
     changed: tuple[str, ...]
     uncertain: tuple[str, ...]
     actions: tuple[tuple[Action, str], ...]
+    changed_any: bool = False  # some step is recorded done (`changed` says "nothing …" otherwise)
 
     @property
     def action_names(self) -> tuple[Action, ...]:
@@ -62,6 +63,7 @@ def guidance(intent: Intent, spec: WorkflowDefinition, steps: list[StepRecord]) 
     in_doubt = intent.status is IntentStatus.UNKNOWN or any(
         r.status in (StepStatus.STARTED, StepStatus.UNKNOWN, StepStatus.PENDING) for r in steps
     )
+    changed_any = bool(changed)
     if not changed:
         changed = ("nothing confirmed: see what is uncertain",) if in_doubt else ("nothing has been changed",)
     uncertain = []
@@ -79,7 +81,7 @@ def guidance(intent: Intent, spec: WorkflowDefinition, steps: list[StepRecord]) 
     actions = tuple(
         (a, _EXPLAIN[a].format(hash=intent.plan_hash[:12], steps=comp)) for a in available_actions(intent, spec, steps)
     )
-    return Guidance(requested, changed, tuple(uncertain), actions)
+    return Guidance(requested, changed, tuple(uncertain), actions, changed_any)
 
 
 def _step(name: str, said: dict[str, str]) -> str:

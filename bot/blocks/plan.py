@@ -21,6 +21,7 @@ from bot.blocks.progress import checklist
 from bot.blocks.status import status_badge, status_label
 from bot.blocks.text import (
     MAX_ITEMS,
+    bullets,
     clean,
     clipped,
     code,
@@ -102,6 +103,19 @@ def _seq(value: object) -> Sequence[Any]:
     return value[:MAX_ITEMS] if isinstance(value, list | tuple) else ()
 
 
+LEFT_AS_IT_IS = "*Done before it stopped, and left as it is*\n"
+
+
+def people(view: IntentView) -> set[str]:
+    """Whom an intent's stored texts may name: its requester, whoever acted on it, whoever holds what it waits for."""
+    return {
+        view.intent.requester,
+        *(a.actor for a in view.approvals),
+        *(e.actor for e in view.events),
+        *(h.requester for h in view.holders),
+    }
+
+
 def current_approvals(view: IntentView) -> list[Approval]:
     """Each approver's latest approval of the current plan, in the order they came in."""
     latest: dict[str, Approval] = {}
@@ -146,7 +160,7 @@ def _status_line(view: IntentView, risk: Risk) -> str:
         reason = None  # the outcome below says what it did, or who denied it and why
     risk_words = f"*{risk.value} risk*" if risk is Risk.HIGH else f"{risk.value} risk"
     line = f"{status_badge(intent.status)} · {code(intent.environment, 60)} · {risk_words}"
-    return line + (f"\n{with_mentions(clipped(reason, _REASON))}" if reason else "")
+    return line + (f"\n{with_mentions(clipped(reason, _REASON), people(view))}" if reason else "")
 
 
 def _schedule_line(view: IntentView) -> str:
@@ -216,6 +230,8 @@ def _outcome(view: IntentView) -> list[Block]:
     denials = [a for a in view.approvals if a.decision is Decision.DENY and a.plan_hash == intent.plan_hash]
     if intent.status is IntentStatus.DENIED and denials:
         return [section(_decision(denials[-1], 1500))]
+    if view.guidance.changed_any:  # stopped after some steps: what they left behind
+        return [section(LEFT_AS_IT_IS + bullets(view.guidance.changed, _LIST))]
     return []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,10 +138,12 @@ def plain(text: str) -> str:
 _RAW_USER = re.compile(r"(?<![<@\w])@?([UW][A-Z0-9]{6,})\b")
 
 
-def with_mentions(mrkdwn: str) -> str:
-    """Already-escaped text whose raw Slack user ids (`U0ALICE01`, `@U0ALICE01`) become mentions: stored reasons
-    name people by id, and an id means nothing to a reader."""
-    return _RAW_USER.sub(lambda m: f"<@{m.group(1)}>", mrkdwn)
+def with_mentions(mrkdwn: str, people: Iterable[str]) -> str:
+    """Already-escaped text whose raw ids of `people` (`U0ALICE01`, `@U0ALICE01`) become mentions: stored reasons
+    name people by id, which means nothing to a reader. Only those people: a word like `UNAVAILABLE` stays a word,
+    and a reason someone typed cannot ping anyone else."""
+    known = {p for p in people if is_user(p)}
+    return _RAW_USER.sub(lambda m: f"<@{m.group(1)}>" if m.group(1) in known else m.group(0), mrkdwn)
 
 
 def channel_link(channel: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.blocks.buttons import ACTION_LABELS, intent_buttons, plan_risk, undo_label
 from bot.blocks.kit import MESSAGE_BLOCKS, SECTION_TEXT, Block, actions, context, fallback, fit_blocks, section
+from bot.blocks.plan import LEFT_AS_IT_IS, people
 from bot.blocks.status import status_badge, status_label
 from bot.blocks.text import bullets, clean, clipped, code, is_user, mention, plain, ticket_text, with_mentions
 from bot.blocks.words import changes
@@ -87,10 +88,11 @@ def audience(view: IntentView) -> str:
 
 
 def advice(view: IntentView, entry: AuditEvent | None) -> str:
-    """The adapter's concrete advice for what stopped it (the entry event's, else the latest given)."""
-    events = [entry] if entry is not None and entry.data.get("guidance") else []
-    events += [e for e in reversed(view.events) if e.data.get("guidance")]
-    return str(events[0].data["guidance"]) if events else ""
+    """The adapter's concrete advice for what stopped it: the entry event's, else the latest given since (advice for
+    an earlier stop, already acted on, would mislead)."""
+    since = entry.seq if entry is not None else 0
+    given = [e for e in view.events if e.seq >= since and e.data.get("guidance")]
+    return str(given[-1].data["guidance"]) if given else ""
 
 
 def _can_do(intent: Intent) -> Callable[[tuple[Action, str], int], str]:
@@ -133,23 +135,22 @@ def render_verdict(view: IntentView, entry: AuditEvent | None = None) -> tuple[s
     who = audience(view)
     buttons = intent_buttons(intent, g.action_names, plan_risk(intent.plan), production=view.production)
     tail = [actions(buttons)] if buttons else []
-    plain = f"{status_label(intent.status)}: {where}"
+    headline = f"{status_label(intent.status)}: {where}"
 
     footer = context([_footer(view, where)])
     if intent.status in _ONE_LINE or intent.status is IntentStatus.COMPENSATED:
         reason = _own_words(reason, entry)
-        said = f" — {with_mentions(clipped(reason, 1500))}" if reason else ""
+        said = f" — {with_mentions(clipped(reason, 1500), people(view))}" if reason else ""
         line = f"{who} {status_badge(intent.status)}{_by(entry)}{said}"
-        text = plain + (f" — {clean(reason, 1500)}" if reason else "")
-        return fallback(_plain(text)), [section(line.strip()), footer, *tail]
+        kept = [section(LEFT_AS_IT_IS + bullets(g.changed, _LIST))] if g.changed_any else []
+        return _notification(headline, reason), [section(line.strip()), *kept, footer, *tail]
 
     if intent.status is IntentStatus.SUCCEEDED:
         done = [c.done() for c in found] or ["every step done"]
         head = f"{who} {status_badge(intent.status)} — {clipped('; '.join(done[:3]), 1500)}"
         ids = [i for r in view.steps if r.status is StepStatus.SUCCEEDED for i in r.external_ids.items()]
         detail = "*What changed*\n" + bullets([*done, *(f"{k}: {v}" for k, v in ids)], _LIST)
-        text = f"{plain} — {'; '.join(done[:3])}"
-        return fallback(_plain(text)), fit_blocks(
+        return _notification(headline, "; ".join(done[:3])), fit_blocks(
             [section(head.strip()), section(detail), footer, *tail], MESSAGE_BLOCKS, keep_tail=len(tail)
         )
 
@@ -159,17 +160,15 @@ def render_verdict(view: IntentView, entry: AuditEvent | None = None) -> tuple[s
     if intent.status is IntentStatus.WAITING:
         todo += "_Nothing, if you can wait: it starts by itself once the resource is free._\n"
     todo += bullets(g.actions, _LIST - 820, _can_do(intent), empty="nothing yet: opsbot keeps checking by itself")
-    unknown = intent.status is IntentStatus.UNKNOWN or any(r.status is StepStatus.UNKNOWN for r in view.steps)
-    changed = g.changed if not unknown else ("nothing confirmed: see what is uncertain", *g.changed[1:])
     blocks: list[Block] = [
-        section(f"{who} {_title(view, entry)} — {with_mentions(clipped(reason, 1500))}".strip()),
+        section(f"{who} {_title(view, entry)} — {with_mentions(clipped(reason, 1500), people(view))}".strip()),
         section(todo),
         section("*What is uncertain*\n" + bullets(g.uncertain, _LIST)),
-        section("*What changed*\n" + bullets(changed, _LIST)),
+        section("*What changed*\n" + bullets(g.changed, _LIST)),
         footer,
     ]
-    text = f"{plain} — {clean(reason, 1000)}" + (f" — what to do: {clean(advised, 600)}" if advised else "")
-    return fallback(_plain(text)), fit_blocks([*blocks, *tail], MESSAGE_BLOCKS, keep_tail=len(tail))
+    notification = _notification(headline, reason + (f" — what to do: {advised}" if advised else ""))
+    return notification, fit_blocks([*blocks, *tail], MESSAGE_BLOCKS, keep_tail=len(tail))
 
 
 def _footer(view: IntentView, where: str) -> str:
@@ -177,8 +176,9 @@ def _footer(view: IntentView, where: str) -> str:
     return f"{clipped(where, 600)}{ticket} · intent {code(view.intent.id)} · every step is in the plan message"
 
 
-def _plain(text: str) -> str:
-    return plain(text)
+def _notification(headline: str, detail: str) -> str:
+    """The text a push notification shows: plain (no mrkdwn marks), escaped once."""
+    return fallback(clean(plain(headline + (f" — {detail}" if detail else "")), 2600))
 
 
 def superseded(payload: dict[str, Any]) -> dict[str, Any]:
