@@ -39,6 +39,7 @@ _PERMANENT = {
 MAX_BACKOFF = 300.0
 _AFTER_PARENT = frozenset({OutboxKind.UPDATE_PARENT, OutboxKind.THREAD_REPLY, OutboxKind.EDIT})
 CLAIM_SECONDS = 60.0
+NOT_YET_SECONDS = 1.0  # a message waiting for the one it hangs under or edits looks again this soon
 PLAN_EVENT = "opsbot_plan"  # message metadata that marks an intent's plan message
 # After the burst, refill a little slower than Slack does: our clock starts when we send, Slack's when the request
 # lands, and a request that lands early would otherwise meet a bucket a few milliseconds short and draw a 429.
@@ -141,10 +142,19 @@ class OutboxWorker:
         bucket.tokens -= 1.0
         return True
 
+    def _refund(self, channel: str) -> None:
+        bucket = self._buckets[channel]
+        bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+
     def _send(self, item: OutboxItem) -> bool:
         try:
             ts = self._call(item, dict(item.payload))
-        except _Gone as exc:  # the message to edit was never posted (Slack refused it for good)
+        except _NotYet as exc:  # nothing was sent: the token goes back, and it is not a failed attempt
+            self._refund(item.channel)
+            self.store.defer(item, self.clock.now() + timedelta(seconds=NOT_YET_SECONDS), str(exc))
+            return True
+        except _Gone as exc:  # what it hangs under or edits was never posted (Slack refused it for good)
+            self._refund(item.channel)
             self.store.mark_dead(item, str(exc))
             self.stats.dead += 1
             return True

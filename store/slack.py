@@ -281,6 +281,15 @@ class SlackStore:
                 .values(attempts=item.attempts + 1, next_attempt_at=next_at, last_error=redact(error))
             )
 
+    def defer(self, item: OutboxItem, next_at: datetime, why: str) -> None:
+        """Look at `item` again at `next_at`: it waits for another message, which is not a failed attempt."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(t.outbox)
+                .where(t.outbox.c.id == item.id)
+                .values(next_attempt_at=next_at, last_error=redact(why))
+            )
+
     def mark_dead(self, item: OutboxItem, error: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(

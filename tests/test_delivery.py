@@ -207,6 +207,8 @@ def test_an_edit_waits_for_the_post_it_changes_and_only_the_newest_lands(
     assert reply.thread_ts == parent.ts and reply.text == "superseded"
     assert [c.args.get("text") for c in fake.calls_to("chat.update") if c.ok] == ["superseded"]
     assert slack_store.pending_count() == 0
+    [edit] = [i for i in slack_store.sent() if i.dedupe_key == "e2"]
+    assert edit.attempts == 1, "waiting for its post was not counted as a failed attempt (no growing backoff)"
 
 
 def test_an_edit_of_a_post_slack_refused_is_dropped(slack_store: SlackStore, fake: FakeSlack) -> None:
