@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.errors import report
@@ -15,17 +16,36 @@ from bot.services import SlackServices
 log = structlog.get_logger("opsbot.slack")
 
 
+def _bolt_client(client: WebClient) -> WebClient:
+    """The client Bolt copies for each request, without the token: Bolt then takes the token from `authorize`."""
+    return WebClient(
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=client.headers,
+        logger=client.logger,
+        retry_handlers=list(client.retry_handlers or []),
+    )
+
+
 def create_app(signing_secret: str, slack: SlackServices) -> App:
     """The Bolt app over the Slack services; requests are checked against `signing_secret`."""
     surface = slack.surface
+    token = slack.client.token
+
+    def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        # One workspace, one bot token: nothing to look up. Bolt would otherwise call auth.test on the first
+        # request after a start, inside its ack: a Slack API blip then was an HTTP 500 or "install this app".
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
     app = App(
-        client=slack.client,
+        client=_bolt_client(slack.client),
+        authorize=authorize,
         signing_secret=signing_secret,
         # Listeners answer in the request thread (they only parse and touch the store); slow work is lazy.
         process_before_response=True,
         raise_error_for_unhandled_request=False,
-        # Not at start-up: a Slack outage must not stop the executor and reconciler from starting.
-        token_verification_enabled=False,
         # Lazy listeners (preflight, store writes, views.open) run here, after the ack, never inside it.
         listener_executor=slack.lazy,
     )

@@ -612,3 +612,15 @@ def test_each_digest_carries_the_audit_head_that_verify_checks_against(bench: Be
         conn.execute(sa.delete(t.audit).where(t.audit.c.seq == newest))
     assert store.verify_audit().ok  # the chain alone does not notice a deleted tail
     assert not store.verify_audit(head).ok
+
+
+def test_the_first_request_after_a_start_does_not_depend_on_auth_test(bench: Bench) -> None:
+    """Slack's Web API failing just after a start (auth.test answering 500) does not fail the first command: the
+    bot token is known, so nothing asks Slack who we are inside an ack."""
+    bench.fake.inject("auth.test", status=500, times=None)
+    intent_id = plan(bench)
+    assert bench.status(intent_id) is IntentStatus.PENDING_APPROVAL
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.SUCCEEDED
+    assert not bench.fake.calls_to("auth.test")
