@@ -459,7 +459,9 @@ def test_modal_field_errors_stay_on_the_form(bench: Bench) -> None:
     )
     body = ack.json()
     assert body["response_action"] == "errors" and "replica" in body["errors"], body
+    assert bench.services.slack is not None and bench.services.slack.lazy.wait_idle()  # the lazy half ran too
     assert bench.services.ops.list() == []
+    assert not bench.ephemeral_texts(REQUESTER), "the error is said once, on the form, not again in the channel"
 
 
 def test_unexpected_error_shows_a_correlation_id_not_a_trace(tmp_path: Path, sqlite_url: str, aws: str) -> None:

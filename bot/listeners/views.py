@@ -38,14 +38,14 @@ def register(app: App, surface: SlackSurface) -> None:
 
     def plan_request(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         """After the ack: preflight, the store, the plan message."""
-        meta = modal_meta(view.get("private_metadata"))
+        try:
+            meta = modal_meta(view.get("private_metadata"))
+            command = _command(surface, meta, view)
+        except OpsError:
+            return  # the ack put it on the form (or closed a form we did not issue); the lazy half runs all the same
         who = {"user": {"id": body["user"]["id"]}, "channel": {"id": meta.channel}}
         with answering(who, client=client):
-            tell(
-                who,
-                surface.request_from_modal(_command(surface, meta, view), meta, body["user"]["id"]).text,
-                client=client,
-            )
+            tell(who, surface.request_from_modal(command, meta, body["user"]["id"]).text, client=client)
 
     app.view(CallbackId.REQUEST_MODAL.value)(ack=check_request, lazy=[plan_request])
 
