@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
@@ -49,6 +49,13 @@ def create_app(signing_secret: str, slack: SlackServices) -> App:
         # Lazy listeners (preflight, store writes, views.open) run here, after the ack, never inside it.
         listener_executor=slack.lazy,
     )
+
+    @app.middleware
+    def instrumented_client(context: BoltContext, next: Any) -> BoltResponse | None:
+        # Bolt hands each listener a plain copy of the client; the app's own one counts and traces every call
+        # (views.open, views.publish, ephemerals) like the outbox's. Its token never changes, so sharing is safe.
+        context["client"] = slack.client
+        return next()  # type: ignore[no-any-return]
 
     @app.middleware
     def log_request(body: dict[str, Any], next: Any) -> BoltResponse | None:

@@ -626,3 +626,17 @@ def test_the_first_request_after_a_start_does_not_depend_on_auth_test(bench: Ben
     bench.settle()
     assert bench.status(intent_id) is IntentStatus.SUCCEEDED
     assert not bench.fake.calls_to("auth.test")
+
+
+def test_slack_calls_made_by_listeners_are_counted_too(bench: Bench) -> None:
+    """views.open from a listener goes through the app's instrumented client: counted like the outbox's posts."""
+    from prometheus_client import REGISTRY
+
+    def opened() -> float:
+        labels = {"method": "views.open", "result": "ok"}
+        return REGISTRY.get_sample_value("opsbot_slack_api_calls_total", labels) or 0.0
+
+    before = opened()
+    bench.driver.slash_command("/ops", "rds.create-replica", user=REQUESTER, channel=OPS)
+    wait_until(lambda: opened() == before + 1)
+    assert len(bench.fake.views(kind="modal")) == 1
