@@ -208,7 +208,7 @@ class SlackSurface:
             raise InvalidInput("this form is not one opsbot recognises (was it edited?)")
         value = button_value(json.dumps({"i": meta.intent_id, "h": meta.plan_hash, "v": meta.version}))
         if meta.action == ActionId.DENY.value:
-            intent = self.ops.deny(value.intent_id, user, reason)
+            intent = self.ops.deny(value.intent_id, user, reason, plan_hash=value.plan_hash)
             self._refresh(intent.id)
             return Reply(f":no_entry_sign: Denied `{intent.id}`.")
         return self.recover(ActionId.MARK_DONE, value, user, reason)

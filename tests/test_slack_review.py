@@ -197,3 +197,23 @@ def test_the_request_form_submit_says_what_it_does(bench: Bench) -> None:
     view = modal_of(bench, REQUESTER)
     assert view.callback_id == CallbackId.REQUEST_MODAL.value
     assert view.payload["submit"]["text"] == "Plan it"
+
+
+def test_a_deny_form_for_a_plan_since_recomputed_denies_nothing(bench: Bench, aws: str) -> None:
+    """The deny form names the plan it was opened on: once the plan is recomputed, submitting it is refused (and
+    audited), and the new plan still waits for a decision."""
+    intent_id = plan(bench)
+    click(bench, intent_id, ActionId.DENY, APPROVER2)
+    view = modal_of(bench, APPROVER2)
+    click(bench, intent_id, ActionId.APPROVE, APPROVER)
+    rds_client(aws).modify_db_instance(
+        DBInstanceIdentifier="billing-db", DBInstanceClass="db.r6g.large", ApplyImmediately=True
+    )
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.NEEDS_REAPPROVAL
+    bench.driver.submit_view(view.id, {"reason": {"reason_input": "wrong source"}}, user=APPROVER2)
+    wait_until(lambda: any("plan changed" in t for t in bench.ephemeral_texts(APPROVER2)))
+    bench.settle()
+    assert bench.status(intent_id) is IntentStatus.NEEDS_REAPPROVAL
+    events = bench.services.ops.show(intent_id).events
+    assert [e.data.get("reason") for e in events if e.kind == EventKind.DENY_REFUSED] == ["stale plan"]

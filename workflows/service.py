@@ -256,7 +256,8 @@ class OpsService:
             self._audit_refusal(intent.id, actor, EventKind.APPROVAL_REFUSED, "stale plan")
             raise StalePlan(f"the plan changed since you saw it (now {intent.plan_hash[:12]}); review it again")
 
-    def deny(self, intent_id: str, actor: str, reason: str = "") -> Intent:
+    def deny(self, intent_id: str, actor: str, reason: str = "", plan_hash: str | None = None) -> Intent:
+        """Deny the intent's plan; with `plan_hash`, only if it is still the plan the denier saw."""
         intent = self.get(intent_id)
         spec = self.rt.registry.get(intent.workflow)
         if not intent.status.awaiting_approval:
@@ -264,6 +265,12 @@ class OpsService:
         self._require(
             spec, intent.environment, Action.DENY, actor, requesters_of(intent), intent.id, kind=EventKind.DENY_REFUSED
         )
+        if plan_hash is not None and not intent.plan_hash.startswith(plan_hash.strip().lower() or "-"):
+            self._audit_refusal(intent.id, actor, EventKind.DENY_REFUSED, "stale plan")
+            raise StalePlan(
+                f"the plan changed since you opened the form (now {intent.plan_hash[:12]}); nothing was denied: "
+                "look at the new plan, then deny it if you still mean to"
+            )
         now = self.rt.clock.now()
         approval = Approval(intent.id, actor, intent.plan_hash, Decision.DENY, now, now, reason or None)
         return self._act(
