@@ -12,13 +12,19 @@ from workflows.steps import COMPENSATION_SEQ_BASE, compensations
 _EXPLAIN = {
     Action.APPROVE: "another approver reviews the plan (hash {hash}) and approves it",
     Action.DENY: "an approver rejects the plan",
-    Action.RETRY: "run the failed step again under a valid approval (or, awaiting re-approval, compute a fresh plan)",
+    Action.RETRY: "run the failed step again; the steps already done are not repeated",
     Action.RESUME: "observe the in-flight step again now and continue from the checkpoints",
     Action.CANCEL: "stop here; nothing already changed is undone",
     Action.MARK_DONE: "approvers other than the requester record that it was completed by hand (reason required)",
     Action.COMPENSATE: "propose undoing the completed steps that declare a compensation ({steps}); approvers review it",
     Action.REQUEST: "its requester requests the same change again: a fresh plan, approved like any other",
     Action.RUN_NOW: "an approver starts it now, outside its maintenance window or before its start time (audited)",
+}
+
+
+# The same actions, said for an intent that waits for (re-)approval: nothing failed, the plan is what is decided.
+_AWAITING = {
+    Action.RETRY: "compute a fresh plan from the world as it is now, and ask for approval again",
 }
 
 
@@ -78,8 +84,9 @@ def guidance(intent: Intent, spec: WorkflowDefinition, steps: list[StepRecord]) 
     if not uncertain:
         uncertain.append("nothing: every recorded step has an observed outcome")
     comp = ", ".join(compensable_steps(spec, steps)) or "none"
+    explain = {**_EXPLAIN, **(_AWAITING if intent.status.awaiting_approval else {})}
     actions = tuple(
-        (a, _EXPLAIN[a].format(hash=intent.plan_hash[:12], steps=comp)) for a in available_actions(intent, spec, steps)
+        (a, explain[a].format(hash=intent.plan_hash[:12], steps=comp)) for a in available_actions(intent, spec, steps)
     )
     return Guidance(requested, changed, tuple(uncertain), actions, changed_any)
 
