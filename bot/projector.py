@@ -34,8 +34,10 @@ def parent_payload(view: IntentView, registry: Registry) -> dict[str, Any]:
 
 
 def step_signature(steps: Iterable[StepRecord]) -> str:
-    """Changes whenever a step starts, finishes or is retried: with the version, what a thread is synced to."""
-    return ",".join(f"{s.seq}:{s.status.value}:{s.attempts}" for s in steps)
+    """Changes whenever a step starts, finishes or is retried: with the version, what a thread is synced to. A
+    digest, so it fits the projection's column and a message key whatever the number of steps."""
+    said = ",".join(f"{s.seq}:{s.status.value}:{s.attempts}" for s in steps)
+    return sha256(said.encode()).hexdigest()[:16]
 
 
 def entry_event(view: IntentView) -> AuditEvent | None:
@@ -88,28 +90,34 @@ class Projector:
         return queued
 
     def sync_one(self, intent_id: str) -> int:
-        # One projection at a time in this process: a click's refresh and the worker's pass would otherwise queue
-        # the edits of one message out of order.
-        with self._projecting:
-            return self._sync_one(intent_id)
+        if not self._moved(intent_id):
+            return 0
+        # One projection of an intent at a time, in this process and across replicas: a click's refresh and a
+        # worker's pass would otherwise queue the edits of one message out of order.
+        with self._projecting, self.slack.projecting(intent_id):
+            if not self._moved(intent_id):  # another one projected it meanwhile
+                return 0
+            return self._project(intent_id)
 
-    def _sync_one(self, intent_id: str) -> int:
+    def _moved(self, intent_id: str) -> bool:
+        """Whether the intent moved since its thread was last projected: two reads, no rendering."""
         thread = self.slack.thread(intent_id)
         if thread is None:
-            return 0
-        with self.ops.rt.store.transaction() as tx:  # two reads decide whether anything moved
+            return False
+        with self.ops.rt.store.transaction() as tx:
             current, steps = tx.get_intent(IntentId(intent_id)), tx.steps(IntentId(intent_id))
-        signature = step_signature(steps)
-        if current is None or (current.version, signature) == (thread.projected_version, thread.projected_steps):
-            return 0
+        moved = (current.version, step_signature(steps)) if current is not None else None
+        return moved is not None and moved != (thread.projected_version, thread.projected_steps)
+
+    def _project(self, intent_id: str) -> int:
+        thread = self.slack.thread(intent_id)
+        assert thread is not None  # _moved found it, and threads are never deleted
         view = self.ops.show(intent_id)
         intent = view.intent
         signature = step_signature(view.steps)  # of what is rendered below
         items = self._thread_posts(view, thread)
         parent = parent_payload(view, self.registry)
-        key = (
-            f"{intent_id}:parent:v{intent.version}:{sha256(signature.encode()).hexdigest()[:16]}"  # keys are cut at 200
-        )
+        key = f"{intent_id}:parent:v{intent.version}:{signature}"
         items.append((key, intent_id, thread.channel, OutboxKind.UPDATE_PARENT, parent))
         items += self._incident_notice(view, thread)
         queued = self.slack.enqueue(items, self.ops.rt.clock.now())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from hashlib import sha256
 from typing import Any
 
 import sqlalchemy as sa
@@ -309,6 +311,24 @@ class SlackStore:
             q = q.where(t.outbox.c.channel == channel)
         with self.engine.connect() as conn:
             return [_item(r._mapping) for r in conn.execute(q)]
+
+    @contextmanager
+    def projecting(self, intent_id: str) -> Iterator[None]:
+        """Held while one process projects `intent_id` (reads it, queues its messages): on PostgreSQL a session
+        advisory lock, so two replicas never queue the edits of one message out of order. SQLite serves one
+        process, whose projector serialises itself."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = int.from_bytes(sha256(f"opsbot-projection:{intent_id}".encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
     # threads -------------------------------------------------------------------------------------
     def thread(self, intent_id: str) -> SlackThread | None:

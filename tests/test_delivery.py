@@ -259,3 +259,28 @@ def test_what_hangs_under_a_plan_message_slack_refused_is_dropped(slack_store: S
     w = worker(slack_store, fake, burst=10, rate=10.0)
     w.drain_until_idle(timeout=10)
     assert slack_store.pending_count() == 0 and w.stats.dead == 4 and not fake.messages(CHANNEL)
+
+
+def test_one_replica_at_a_time_projects_an_intent(pg_url: str) -> None:
+    """Two replicas' projections of one intent never overlap (a session advisory lock on PostgreSQL): the edits of
+    one message are queued in the order the intent moved. Another intent is not held up."""
+    engines = [make_engine(pg_url), make_engine(pg_url)]
+    first, second = (SlackStore(e) for e in engines)
+    entered = threading.Event()
+    try:
+        with first.projecting("i1"):
+
+            def other() -> None:
+                with second.projecting("i1"):
+                    entered.set()
+
+            waiter = threading.Thread(target=other)
+            waiter.start()
+            with second.projecting("i2"):
+                pass  # a different intent: not blocked
+            assert not entered.wait(0.5), "the second replica got in while the first projected"
+        assert entered.wait(5), "released at the end of the first projection"
+        waiter.join(5)
+    finally:
+        for e in engines:
+            e.dispose()
