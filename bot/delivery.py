@@ -14,7 +14,16 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from store.slack import EDIT_OF, LINK_PARENT, PLAN_URL, OutboxItem, OutboxKind, OutboxStatus, SlackStore
+from store.slack import (
+    EDIT_OF,
+    LINK_PARENT,
+    PLAN_URL,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SlackStore,
+    parent_key,
+)
 from workflows.ports import Clock
 
 log = structlog.get_logger("opsbot.delivery")
@@ -198,7 +207,7 @@ class OutboxWorker:
         thread = self.store.thread(intent_id)
         if thread is not None and thread.parent_ts is not None:
             return thread.channel, thread.parent_ts
-        parent = self.store.posted(f"{intent_id}:parent")
+        parent = self.store.posted(parent_key(intent_id))
         if parent is not None and parent.status == OutboxStatus.DEAD:
             raise _Gone(f"the plan message of {intent_id} was refused by Slack for good")
         raise _NotYet("parent message not posted yet")
@@ -261,7 +270,7 @@ class OutboxWorker:
 def edited(item: OutboxItem) -> str | None:
     """Which message `item` edits (an intent's plan message, or an earlier post by its key); None for a post."""
     if item.kind == OutboxKind.UPDATE_PARENT and item.intent_id:
-        return f"{item.intent_id}:parent"
+        return parent_key(item.intent_id)
     if item.kind == OutboxKind.EDIT:
         return str(item.payload.get(EDIT_OF, "")) or None
     return None

@@ -74,6 +74,12 @@ class ModalMeta(_Compact):
     version: int | None = Field(default=None, alias="v")
     workflow: str | None = Field(default=None, alias="w", max_length=100)
 
+    def button(self) -> ButtonValue:
+        """What a button carries, for the intent, plan and version this form was opened on."""
+        if self.intent_id is None or self.plan_hash is None or self.version is None:
+            raise InvalidInput("this form is not one opsbot recognises (was it edited?)")
+        return button_value(self.model_dump_json(by_alias=True, include={"intent_id", "plan_hash", "version"}))
+
 
 def button_value(raw: str | None) -> ButtonValue:
     value = ButtonValue.decode(raw)

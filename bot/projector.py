@@ -90,28 +90,29 @@ class Projector:
         return queued
 
     def sync_one(self, intent_id: str) -> int:
-        if not self._moved(intent_id):
+        if self._moved(intent_id) is None:
             return 0
         # One projection of an intent at a time, in this process and across replicas: a click's refresh and a
         # worker's pass would otherwise queue the edits of one message out of order.
         with self._projecting, self.slack.projecting(intent_id):
-            if not self._moved(intent_id):  # another one projected it meanwhile
-                return 0
-            return self._project(intent_id)
+            thread = self._moved(intent_id)  # again, under the lock: another one may have projected it meanwhile
+            return 0 if thread is None else self._project(intent_id, thread)
 
-    def _moved(self, intent_id: str) -> bool:
-        """Whether the intent moved since its thread was last projected: two reads, no rendering."""
+    def _moved(self, intent_id: str) -> SlackThread | None:
+        """Its thread, if the intent moved since the thread was last projected: two reads, no rendering."""
         thread = self.slack.thread(intent_id)
         if thread is None:
-            return False
+            return None
         with self.ops.rt.store.transaction() as tx:
             current, steps = tx.get_intent(IntentId(intent_id)), tx.steps(IntentId(intent_id))
-        moved = (current.version, step_signature(steps)) if current is not None else None
-        return moved is not None and moved != (thread.projected_version, thread.projected_steps)
+        if current is None or (current.version, step_signature(steps)) == (
+            thread.projected_version,
+            thread.projected_steps,
+        ):
+            return None
+        return thread
 
-    def _project(self, intent_id: str) -> int:
-        thread = self.slack.thread(intent_id)
-        assert thread is not None  # _moved found it, and threads are never deleted
+    def _project(self, intent_id: str, thread: SlackThread) -> int:
         view = self.ops.show(intent_id)
         intent = view.intent
         signature = step_signature(view.steps)  # of what is rendered below

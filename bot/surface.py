@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,9 +12,9 @@ from bot.blocks.home import render_home
 from bot.blocks.modals import render_reason_modal, render_request_modal
 from bot.blocks.status import render_status
 from bot.commands import parse_request
-from bot.ids import COMMAND, ActionId, ButtonValue, CallbackId, ModalMeta, button_value
+from bot.ids import COMMAND, ActionId, ButtonValue, CallbackId, ModalMeta
 from bot.projector import Projector, parent_payload
-from store.slack import OutboxKind, SlackStore
+from store.slack import OutboxKind, SlackStore, parent_key
 from workflows.authorization import rule
 from workflows.errors import InvalidInput, InvalidTransition, PermissionDenied
 from workflows.model import Intent, IntentStatus
@@ -148,7 +147,7 @@ class SlackSurface:
         view = self.ops.show(intent.id)
         now = self.rt.clock.now()
         items: list[tuple[str, str | None, str, str, dict[str, Any]]] = [
-            (f"{intent.id}:parent", intent.id, channel, OutboxKind.POST_PARENT, parent_payload(view, self.rt.registry))
+            (parent_key(intent.id), intent.id, channel, OutboxKind.POST_PARENT, parent_payload(view, self.rt.registry))
         ]
         self.slack.enqueue(items, now, thread=(intent.id, channel))
         self.projector.mark(intent.id)  # its incident notice, if its risk calls for one, once the plan is posted
@@ -204,9 +203,7 @@ class SlackSurface:
         )
 
     def submit_reason(self, meta: ModalMeta, reason: str, user: str) -> Reply:
-        if meta.intent_id is None or meta.plan_hash is None or meta.version is None:
-            raise InvalidInput("this form is not one opsbot recognises (was it edited?)")
-        value = button_value(json.dumps({"i": meta.intent_id, "h": meta.plan_hash, "v": meta.version}))
+        value = meta.button()
         if meta.action == ActionId.DENY.value:
             intent = self.ops.deny(value.intent_id, user, reason, plan_hash=value.plan_hash)
             self._refresh(intent.id)
@@ -292,9 +289,9 @@ class SlackSurface:
         The service refuses a changed plan (and audits it); an intent that moved on since with the same plan
         (approved, denied, expired) is refused here: the approver read a state that is gone.
         """
-        if meta.action != "approve" or meta.intent_id is None or meta.plan_hash is None or meta.version is None:
+        if meta.action != "approve":
             raise InvalidInput("this form is not one opsbot recognises (was it edited?)")
-        value = button_value(json.dumps({"i": meta.intent_id, "h": meta.plan_hash, "v": meta.version}))
+        value = meta.button()
         intent = self.ops.get(value.intent_id)
         if intent.version != value.version and intent.plan_hash == value.plan_hash:
             raise InvalidTransition(

@@ -43,6 +43,11 @@ class OutboxStatus(StrEnum):
     SUPERSEDED = "superseded"  # a newer update of the same message made it pointless
 
 
+def parent_key(intent_id: str) -> str:
+    """The key of an intent's plan message (its POST_PARENT; its UPDATE_PARENTs edit the message it names)."""
+    return f"{intent_id}:parent"
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     id: int

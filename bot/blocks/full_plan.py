@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.blocks.buttons import AWAITING_APPROVAL
 from bot.blocks.kit import FIELD_TEXT, SECTION_TEXT, Block, context, fields, modal, section
-from bot.blocks.plan import PlanFacts, current_approvals
+from bot.blocks.plan import PlanFacts, change_line, current_approvals
 from bot.blocks.status import status_badge
 from bot.blocks.text import bullets, clipped, code, mention, ticket_text
 from bot.blocks.words import Change, changes
@@ -26,26 +26,15 @@ _ROLLBACK = {
 }
 
 
-def _named(change: Change, room: int) -> str:
-    """The change in plain words with its resource's name as code: Create RDS instance `billing-db-r1`."""
-    plain = change.plain(detail=False)
-    name = change.name if change.resource != change.target else change.target
-    if not name or not plain.endswith(name):
-        return clipped(plain, room)
-    half = max(room // 2, 8)
-    return clipped(plain[: len(plain) - len(name)], half) + code(name, half)
-
-
 def _change(change: Change, room: int) -> str:
-    head = _named(change, min(room, 400))
-    return head + (f": {clipped(change.detail, max(room - len(head) - 2, 1))}" if change.detail else "")
+    return change_line(change, room, bold=False)
 
 
 def _headline(found: Sequence[Change], fallback: str) -> str:
-    """The first changes in plain words (as words.summary says them, names as code); `fallback` when none."""
+    """The first changes in words (their names as code, no detail); `fallback` when none."""
     if not found:
         return clipped(fallback, 1000)
-    said = "; ".join(_named(c, 400) for c in found[:_HEADLINE])
+    said = "; ".join(change_line(c, 400, bold=False, detail=False) for c in found[:_HEADLINE])
     more = len(found) - _HEADLINE
     return said + (f"; and {more} more change{'s' if more != 1 else ''}" if more > 0 else "")
 

@@ -41,11 +41,6 @@ from workflows.service import IntentView
 
 _LIST = SECTION_TEXT - 40  # a titled bullet list section
 _REASON = 1500
-_ROLLBACK = {
-    "compensate": ":leftwards_arrow_with_hook: undone by compensation",
-    "none": "nothing to undo",
-    "irreversible": ":warning: *irreversible*",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +48,6 @@ class PlanFacts:
     """The reviewable parts of a stored plan, read tolerantly (raw: the renderer cleans what it shows)."""
 
     targets: tuple[str, ...]
-    mutations: tuple[tuple[str, str, str], ...]
     locks: tuple[str, ...]
     conflicts: tuple[str, ...]
     blast_radius: str
@@ -64,15 +58,9 @@ class PlanFacts:
     @classmethod
     def read(cls, plan: JSON) -> PlanFacts:
         """Facts from a plan dict shaped like `Plan.model_dump(mode="json")`; missing keys read as empty."""
-        mutations = tuple(
-            (str(m.get("action", "")), str(m.get("target") or m.get("resource") or ""), str(m.get("detail", "")))
-            for m in _seq(plan.get("mutations"))
-            if isinstance(m, dict)
-        )
         rollback = plan.get("rollback")
         return cls(
             targets=tuple(str(t) for t in _seq(plan.get("targets"))),
-            mutations=mutations,
             locks=tuple(str(t) for t in _seq(plan.get("locks"))),
             conflicts=tuple(str(t) for t in _seq(plan.get("conflicts"))),
             blast_radius=str(plan.get("blast_radius") or ""),
@@ -127,29 +115,11 @@ def current_approvals(view: IntentView) -> list[Approval]:
     return sorted(latest.values(), key=lambda a: (a.created_at, a.actor))
 
 
-def _expiry(approvals: Sequence[Approval]) -> str:
-    # The run needs all n approvals valid at once, so the earliest expiry is the one that binds.
-    if not approvals:
-        return "starts when approved"
-    return slack_date(min(a.expires_at for a in approvals))
-
-
 def _decision(a: Approval, room: int) -> str:
     if a.decision is Decision.APPROVE:
         return f":white_check_mark: {mention(a.actor)} approved {slack_date(a.created_at)}"
     why = f": {clipped(a.reason, max(room - 60, 1))}" if a.reason else " without a reason"
     return f":no_entry: {mention(a.actor)} denied{why}"
-
-
-def _change(mutation: tuple[str, str, str], room: int) -> str:
-    action, resource, detail = mutation
-    head = f"{clipped(action, 40)} {code(resource, min(room // 2, 300))}"
-    return head + (f" — {clipped(detail, max(room - len(head) - 3, 1))}" if detail else "")
-
-
-def _rollback(entry: tuple[str, str], room: int) -> str:
-    step, how = entry
-    return f"{code(step, min(room // 2, 120))}: {_ROLLBACK.get(how) or clipped(how, 100)}"
 
 
 def _status_line(view: IntentView, risk: Risk) -> str:
@@ -172,21 +142,22 @@ def _schedule_line(view: IntentView) -> str:
     return f"\n:calendar: *{head}:* {clipped(schedule.describe(now), 300)} ({slack_date(schedule.starts_at)})"
 
 
-def _change_line(change: Change, room: int) -> str:
+def change_line(change: Change, room: int, *, bold: bool = True, detail: bool = True) -> str:
+    """`*Create RDS instance* `billing-db-r1`: read replica of …`: the change in words, its resource's name as code
+    (the whole target when its kind has no name), then its detail in what `room` leaves."""
     noun = KINDS.get(change.kind)
-    what = (
-        f"*{clipped(sentence(change.action), 40)} {noun}* {code(change.name, 200)}"
-        if noun
-        else (f"*{clipped(sentence(change.action), 40)}* {code(change.target, 200)}")
-    )
-    return what + (f": {clipped(change.detail, max(room - len(what) - 2, 1))}" if change.detail else "")
+    words = clipped(sentence(change.action), 40) + (f" {noun}" if noun else "")
+    what = (f"*{words}*" if bold else words) + " " + code(change.name if noun else change.target, 200)
+    if not detail or not change.detail:
+        return what
+    return what + f": {clipped(change.detail, max(room - len(what) - 2, 1))}"
 
 
 def headline(view: IntentView, summary: str) -> str:
     """The action and its target in plain words, then who asked: what an approver decides on."""
     intent = view.intent
     found = changes(intent.plan)
-    said = "\n".join(_change_line(c, 600) for c in found[:3]) or f"*{clipped(summary, 600)}*"
+    said = "\n".join(change_line(c, 600) for c in found[:3]) or f"*{clipped(summary, 600)}*"
     more = f"\n_…and {len(found) - 3} more changes: View full plan_" if len(found) > 3 else ""
     ticket = f" · change ticket {t}" if (t := ticket_text(intent.plan)) else ""
     return (

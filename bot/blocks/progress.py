@@ -3,10 +3,8 @@ long it has run) or still to do. It is edited in place as the intent moves, so p
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from bot.blocks.kit import SECTION_TEXT
-from bot.blocks.text import clipped, code, duration, elapsed, pairs, truncate_mrkdwn
+from bot.blocks.text import clipped, code, duration, elapsed, pairs, slack_ago, truncate_mrkdwn
 from workflows.model import StepRecord, StepStatus
 from workflows.service import IntentView
 from workflows.steps import COMPENSATION_SEQ_BASE
@@ -21,12 +19,6 @@ _MARKS = {
 }
 
 
-def running_since(moment: datetime) -> str:
-    """How long ago, in the reader's clock and updated by Slack itself (`{ago}`), with a UTC fallback."""
-    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return f"<!date^{int(utc.timestamp())}^{{ago}}|since {utc:%H:%M} UTC>"
-
-
 def _line(step: tuple[str, str], record: StepRecord | None, view: IntentView) -> str:
     name = f"{clipped(step[1], 160)} {code(step[0], 120)}" if step[1] else code(step[0], 120)
     if record is None:
@@ -37,11 +29,11 @@ def _line(step: tuple[str, str], record: StepRecord | None, view: IntentView) ->
         took = duration(elapsed(record.started_at, record.finished_at)) if record.finished_at else "?"
         return f"{mark} {name} — done in {took}{again}"
     if record.status is StepStatus.STARTED:
-        return f"{mark} {name} — running, started {running_since(record.started_at)}{again}"
+        return f"{mark} {name} — running, started {slack_ago(record.started_at)}{again}"
     if record.status is StepStatus.PENDING:
         observed = record.output.get("observed")
         seen = f"; last seen: {pairs(observed, 200)}" if observed else ""
-        return f"{mark} {name} — waiting for it to converge, started {running_since(record.started_at)}{seen}"
+        return f"{mark} {name} — waiting for it to converge, started {slack_ago(record.started_at)}{seen}"
     if record.status is StepStatus.FAILED:
         return f"{mark} {name} — *failed*{again}: {clipped(record.error or 'no error recorded', 200)}"
     return f"{mark} {name} — *outcome unknown*: opsbot looks before doing anything else"

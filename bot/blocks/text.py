@@ -178,6 +178,12 @@ def slack_date(moment: datetime) -> str:
     return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{utc:%Y-%m-%d %H:%M} UTC>"
 
 
+def slack_ago(moment: datetime) -> str:
+    """How long ago, counted by Slack in the reader's clock as time passes (`{ago}`), with a UTC fallback."""
+    utc = _utc(moment)
+    return f"<!date^{int(utc.timestamp())}^{{ago}}|since {utc:%H:%M} UTC>"
+
+
 def duration(seconds: float) -> str:
     """A duration as people say it (`5 h 12 min`, `40 s`): the one format of the engine's messages too."""
     return in_words(seconds)

@@ -29,22 +29,21 @@ _LIST = SECTION_TEXT - 60
 class _Notable:
     emoji: str
     title: str
-    by: str | None = None  # how the actor is named after the title ("by", "for"); None: not named
 
 
 _NOTABLE: dict[str, _Notable] = {
-    "approved": _Notable(":white_check_mark:", "Approved", "by"),
-    "denied": _Notable(":no_entry:", "Denied", "by"),
-    "claimed": _Notable(":gear:", "Picked up", "by"),
+    "approved": _Notable(":white_check_mark:", "Approved"),
+    "denied": _Notable(":no_entry:", "Denied"),
+    "claimed": _Notable(":gear:", "Picked up"),
     "waiting_for_lock": _Notable(":lock:", "Waiting for a resource another intent holds"),
     "scheduled": _Notable(":calendar:", "Scheduled"),
     "window_opened": _Notable(":arrow_forward:", "Its start came; starting"),
     "window_closing": _Notable(":calendar:", "Stopped before a step: it would not fit in the window"),
-    "run_now": _Notable(":fast_forward:", "Run now", "by"),
+    "run_now": _Notable(":fast_forward:", "Run now"),
     "lock_released": _Notable(":unlock:", "The resource is free; starting"),
     "definition_changed": _Notable(":rotating_light:", "The workflow changed under this intent"),
     "approver_revoked": _Notable(":no_entry:", "An approver lost the role; approve again"),
-    "action_agreed": _Notable(":ballot_box_with_check:", "Agreed", "by"),
+    "action_agreed": _Notable(":ballot_box_with_check:", "Agreed"),
     "step_unknown": _Notable(":grey_question:", "Step outcome unknown"),
     "step_resolved_by_observation": _Notable(":mag:", "Step resolved by observation"),
     "step_rerun": _Notable(":repeat:", "Step running again"),
@@ -53,12 +52,12 @@ _NOTABLE: dict[str, _Notable] = {
     "convergence_window_exceeded": _Notable(":alarm_clock:", "Did not converge in time"),
     "stale_plan": _Notable(":warning:", "The plan is stale; approve the new plan"),
     "approval_expired": _Notable(":hourglass:", "Approval expired; approve again"),
-    "retry": _Notable(":repeat:", "Retry requested", "by"),
-    "resumed": _Notable(":arrow_forward:", "Resumed", "by"),
-    "cancelled": _Notable(":heavy_multiplication_x:", "Cancelled", "by"),
-    "marked_done": _Notable(":ballot_box_with_check:", "Marked done", "by"),
-    "compensation_requested": _Notable(":rewind:", "Compensation requested", "by"),
-    "replanned": _Notable(":memo:", "Plan recomputed", "by"),
+    "retry": _Notable(":repeat:", "Retry requested"),
+    "resumed": _Notable(":arrow_forward:", "Resumed"),
+    "cancelled": _Notable(":heavy_multiplication_x:", "Cancelled"),
+    "marked_done": _Notable(":ballot_box_with_check:", "Marked done"),
+    "compensation_requested": _Notable(":rewind:", "Compensation requested"),
+    "replanned": _Notable(":memo:", "Plan recomputed"),
     "succeeded": _Notable(":large_green_circle:", "Succeeded"),
     "step_failed": _Notable(":x:", "Failed"),
     "step_unsafe": _Notable(":rotating_light:", "Stopped: unsafe to continue"),
